@@ -1,0 +1,25 @@
+# The README's commands. `make test` is what CI runs (.ci/run).
+.PHONY: setup lint test unit integration e2e crds
+
+setup:
+	scripts/setup.sh
+
+lint:
+	uv run --frozen ruff check operator tests bench scripts
+	uv run --frozen ruff format --check operator tests bench scripts
+	uv run --frozen mypy
+
+unit:
+	uv run --frozen pytest tests/unit -q
+
+integration:
+	uv run --frozen pytest tests/integration -q
+
+e2e:
+	uv run --frozen pytest tests/e2e -q
+
+test: setup lint
+	uv run --frozen pytest tests -q
+
+crds:
+	uv run --frozen python scripts/gen_crds.py

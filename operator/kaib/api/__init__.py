@@ -1,0 +1,1 @@
+"""Spec and status models of ImageTemplate and ImageBuild, validation, conversion from AIB JSON."""

@@ -1,0 +1,1 @@
+"""Azure clients and credentials, one module per Azure service, and the async step helper."""

@@ -1,0 +1,1 @@
+"""The builder agent that runs inside the ACI container group."""

@@ -1,0 +1,1 @@
+"""kopf handlers, the build steps, cleanup and orphan sweeping."""

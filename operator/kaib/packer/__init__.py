@@ -1,0 +1,1 @@
+"""Packer template rendering (pure)."""

@@ -1,0 +1,1 @@
+"""The sandbox: a local Azure Resource Manager for the unmodified SDKs."""
