@@ -72,9 +72,7 @@ def _go(args: list[str], cwd: Path, log: bool) -> str:
     env = dict(os.environ, GOTOOLCHAIN="local", CGO_ENABLED="0", GOFLAGS="-mod=mod")
     if log:
         print(f"  $ go {' '.join(args)}", file=sys.stderr, flush=True)
-    result = subprocess.run(
-        ["go", *args], cwd=cwd, env=env, text=True, capture_output=True, check=False
-    )
+    result = subprocess.run(["go", *args], cwd=cwd, env=env, text=True, capture_output=True, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"go {' '.join(args)} failed:\n{result.stderr[-4000:]}")
     return result.stdout
@@ -122,7 +120,11 @@ def _build_etcd(out: Path, log: bool) -> None:
     work = cache_root() / "controlplane" / "build-etcd"
     _wrapper_module(work, "kaib.dev/controlplane/etcd")
     _go(["get", f"go.etcd.io/etcd/server/v3@{ETCD_VERSION}"], work, log)
-    _go(["build", "-trimpath", "-ldflags", "-s -w", "-o", str(out / "etcd"), "go.etcd.io/etcd/server/v3"], work, log)
+    _go(
+        ["build", "-trimpath", "-ldflags", "-s -w", "-o", str(out / "etcd"), "go.etcd.io/etcd/server/v3"],
+        work,
+        log,
+    )
 
 
 def ensure(log: bool = True) -> Assets:
@@ -134,7 +136,11 @@ def ensure(log: bool = True) -> Assets:
     out.mkdir(parents=True, exist_ok=True)
     if not (out / "etcd").exists():
         if log:
-            print(f"kaib: building etcd {ETCD_VERSION} from its Go module (once)...", file=sys.stderr, flush=True)
+            print(
+                f"kaib: building etcd {ETCD_VERSION} from its Go module (once)...",
+                file=sys.stderr,
+                flush=True,
+            )
         _build_etcd(out, log)
     if not ((out / "kube-apiserver").exists() and (out / "kubectl").exists()):
         if log:
