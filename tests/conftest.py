@@ -9,6 +9,7 @@ import pytest
 pytest_plugins = [
     "tests.fixtures.controlplane",
     "tests.fixtures.sandbox",
+    "tests.fixtures.azurite",
 ]
 
 TESTS = Path(__file__).parent
