@@ -1,0 +1,116 @@
+"""Async Azure SDK clients built from the environment, one per service and subscription.
+
+The same code runs against Azure and against the sandbox: only the environment differs.
+- Credential: DefaultAzureCredential (workload identity in AKS; the sandbox sets
+  AZURE_TOKEN_CREDENTIALS=WorkloadIdentityCredential and AZURE_AUTHORITY_HOST so no metadata probe).
+- Endpoint: KAIB_ARM_ENDPOINT (default https://management.azure.com).
+- CA: SSL_CERT_FILE, which aiohttp's default SSL context honours.
+- KAIB_POLLING_INTERVAL (seconds): the SDK's wait between polls when Azure sends no Retry-After.
+  Defaults to 1 s against a non-Azure endpoint (the sandbox), 15 s against Azure.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from azure.identity.aio import DefaultAzureCredential
+from azure.mgmt.compute.aio import ComputeManagementClient
+from azure.mgmt.containerinstance.aio import ContainerInstanceManagementClient
+from azure.mgmt.network.aio import NetworkManagementClient
+from azure.mgmt.resource.resources.aio import ResourceManagementClient
+from azure.mgmt.storage.aio import StorageManagementClient
+
+AZURE_ARM_ENDPOINT = "https://management.azure.com"
+
+
+@dataclass(frozen=True)
+class AzureSettings:
+    arm_endpoint: str
+    polling_interval: float
+    default_subscription_id: str | None
+
+    @property
+    def is_azure(self) -> bool:
+        return self.arm_endpoint.rstrip("/") == AZURE_ARM_ENDPOINT
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> AzureSettings:
+        env = os.environ if env is None else env
+        endpoint = env.get("KAIB_ARM_ENDPOINT", "").strip() or AZURE_ARM_ENDPOINT
+        default_interval = 15.0 if endpoint.rstrip("/") == AZURE_ARM_ENDPOINT else 1.0
+        interval = float(env.get("KAIB_POLLING_INTERVAL", "").strip() or default_interval)
+        return cls(
+            arm_endpoint=endpoint.rstrip("/"),
+            polling_interval=interval,
+            default_subscription_id=env.get("AZURE_SUBSCRIPTION_ID") or None,
+        )
+
+
+@dataclass
+class ServiceClients:
+    """The clients of one subscription."""
+
+    subscription_id: str
+    resource: ResourceManagementClient
+    network: NetworkManagementClient
+    compute: ComputeManagementClient
+    containers: ContainerInstanceManagementClient
+    storage: StorageManagementClient
+
+    async def close(self) -> None:
+        for client in (self.resource, self.network, self.compute, self.containers, self.storage):
+            await client.close()
+
+
+@dataclass
+class AzureClients:
+    """Owns the credential and one ServiceClients per subscription, created on first use."""
+
+    settings: AzureSettings
+    credential: Any = None
+    _by_subscription: dict[str, ServiceClients] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> AzureClients:
+        return cls(settings=AzureSettings.from_env(env))
+
+    def _credential(self) -> Any:
+        if self.credential is None:
+            self.credential = DefaultAzureCredential()
+        return self.credential
+
+    def for_subscription(self, subscription_id: str | None = None) -> ServiceClients:
+        sub = subscription_id or self.settings.default_subscription_id
+        if not sub:
+            raise ValueError("no subscription: set spec.azure.subscriptionId or AZURE_SUBSCRIPTION_ID")
+        clients = self._by_subscription.get(sub)
+        if clients is None:
+            clients = self._create(sub)
+            self._by_subscription[sub] = clients
+        return clients
+
+    def _create(self, subscription_id: str) -> ServiceClients:
+        credential = self._credential()
+        kwargs: dict[str, Any] = {
+            "base_url": self.settings.arm_endpoint,
+            "polling_interval": self.settings.polling_interval,
+        }
+        return ServiceClients(
+            subscription_id=subscription_id,
+            resource=ResourceManagementClient(credential, subscription_id, **kwargs),
+            network=NetworkManagementClient(credential, subscription_id, **kwargs),
+            compute=ComputeManagementClient(credential, subscription_id, **kwargs),
+            containers=ContainerInstanceManagementClient(credential, subscription_id, **kwargs),
+            storage=StorageManagementClient(credential, subscription_id, **kwargs),
+        )
+
+    async def close(self) -> None:
+        for clients in self._by_subscription.values():
+            await clients.close()
+        self._by_subscription.clear()
+        if self.credential is not None:
+            await self.credential.close()
+            self.credential = None

@@ -1,0 +1,51 @@
+"""AzureClients: settings from the environment, one client set per subscription, closed on shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from kaib.azure.clients import AzureClients, AzureSettings
+
+SUB = "00000000-0000-0000-0000-000000000001"
+
+
+def test_settings_default_to_azure_with_slow_polling() -> None:
+    settings = AzureSettings.from_env({})
+    assert settings.arm_endpoint == "https://management.azure.com"
+    assert settings.is_azure
+    assert settings.polling_interval == 15.0
+
+
+def test_settings_for_the_sandbox_poll_fast() -> None:
+    settings = AzureSettings.from_env(
+        {"KAIB_ARM_ENDPOINT": "https://127.0.0.1:8443/", "AZURE_SUBSCRIPTION_ID": SUB}
+    )
+    assert settings.arm_endpoint == "https://127.0.0.1:8443"
+    assert not settings.is_azure
+    assert settings.polling_interval == 1.0
+    assert settings.default_subscription_id == SUB
+    assert AzureSettings.from_env({"KAIB_POLLING_INTERVAL": "0.2"}).polling_interval == 0.2
+
+
+def test_clients_are_created_once_per_subscription_and_closed() -> None:
+    async def scenario() -> None:
+        clients = AzureClients.from_env(
+            {"KAIB_ARM_ENDPOINT": "https://127.0.0.1:1", "AZURE_SUBSCRIPTION_ID": SUB}
+        )
+        first = clients.for_subscription()
+        assert clients.for_subscription(SUB) is first
+        other = clients.for_subscription("00000000-0000-0000-0000-000000000002")
+        assert other is not first
+        assert first.network._config.polling_interval == 1.0
+        await clients.close()
+        assert clients.credential is None
+
+    asyncio.run(scenario())
+
+
+def test_missing_subscription_is_a_clear_error() -> None:
+    clients = AzureClients.from_env({})
+    with pytest.raises(ValueError, match="subscriptionId"):
+        clients.for_subscription()
