@@ -1,0 +1,173 @@
+"""The one place that maps a ResourceSpec to SDK calls: get, begin PUT, begin DELETE, resume.
+
+Every ARM type the engine manages is a row of KINDS: which client, which operations group, which
+methods. Methods without `begin_` answer synchronously; they are wrapped so that the async step sees
+one shape (`Operation`) for both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from azure.core.exceptions import ResourceNotFoundError
+
+from kaib.azure import spec as t
+from kaib.azure.clients import ServiceClients
+from kaib.azure.errors import retry_after_seconds
+from kaib.azure.spec import ResourceSpec
+
+
+@dataclass(frozen=True)
+class Kind:
+    client: str  # attribute of ServiceClients
+    group: str  # operations group on that client
+    put: str = "begin_create_or_update"
+    get: str = "get"
+    delete: str = "begin_delete"
+
+
+KINDS: dict[str, Kind] = {
+    t.RESOURCE_GROUP: Kind("resource", "resource_groups", put="create_or_update"),
+    t.STORAGE_ACCOUNT: Kind(
+        "storage", "storage_accounts", put="begin_create", get="get_properties", delete="delete"
+    ),
+    t.BLOB_CONTAINER: Kind("storage", "blob_containers", put="create", delete="delete"),
+    t.VNET: Kind("network", "virtual_networks"),
+    t.SUBNET: Kind("network", "subnets"),
+    t.NSG: Kind("network", "network_security_groups"),
+    t.PRIVATE_ENDPOINT: Kind("network", "private_endpoints"),
+    t.PRIVATE_LINK_SERVICE: Kind("network", "private_link_services"),
+    t.LOAD_BALANCER: Kind("network", "load_balancers"),
+    t.NIC: Kind("network", "network_interfaces"),
+    t.VM: Kind("compute", "virtual_machines"),
+    t.DISK: Kind("compute", "disks"),
+    t.IMAGE: Kind("compute", "images"),
+    t.GALLERY_IMAGE_VERSION: Kind("compute", "gallery_image_versions"),
+    t.CONTAINER_GROUP: Kind("containers", "container_groups"),
+}
+
+
+class Operation(Protocol):
+    """A started (or resumed) ARM operation."""
+
+    def done(self) -> bool: ...
+
+    async def result(self) -> Any: ...
+
+    def continuation_token(self) -> str | None: ...
+
+    def retry_after(self) -> float | None: ...
+
+
+class LroOperation:
+    """An SDK AsyncLROPoller."""
+
+    def __init__(self, poller: Any) -> None:
+        self.poller = poller
+
+    def done(self) -> bool:
+        return bool(self.poller.done())
+
+    async def result(self) -> Any:
+        return await self.poller.result()
+
+    def continuation_token(self) -> str | None:
+        token: str = self.poller.continuation_token()
+        return token
+
+    def retry_after(self) -> float | None:
+        # The last response the poller saw (initial or latest poll) carries Azure's Retry-After.
+        response = getattr(self.poller.polling_method(), "_pipeline_response", None)
+        headers = getattr(getattr(response, "http_response", None), "headers", None)
+        return retry_after_seconds(headers)
+
+
+class CompletedOperation:
+    """A synchronous answer dressed as a finished operation."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def done(self) -> bool:
+        return True
+
+    async def result(self) -> Any:
+        return self.value
+
+    def continuation_token(self) -> str | None:
+        return None
+
+    def retry_after(self) -> float | None:
+        return None
+
+
+def to_rest(obj: Any) -> dict[str, Any] | None:
+    """An SDK model (old msrest style or new MutableMapping style) as its REST JSON dict."""
+    if obj is None:
+        return None
+    if isinstance(obj, Mapping) and not hasattr(obj, "as_dict"):
+        return dict(obj)
+    serialize = getattr(obj, "serialize", None)
+    if callable(serialize):  # msrest models: serialize() gives REST names
+        result: dict[str, Any] = serialize(keep_readonly=True)
+        return result
+    as_dict = getattr(obj, "as_dict", None)
+    if callable(as_dict):  # new models: as_dict() gives REST names
+        result = as_dict()
+        return result
+    return dict(obj)
+
+
+class ResourceOps(Protocol):
+    """What the async step needs from Azure; `Arm` implements it, tests use fakes."""
+
+    async def get(self, spec: ResourceSpec) -> dict[str, Any] | None: ...
+
+    async def begin_put(
+        self, spec: ResourceSpec, body: dict[str, Any] | None, token: str | None
+    ) -> Operation: ...
+
+    async def begin_delete(self, spec: ResourceSpec, token: str | None) -> Operation: ...
+
+
+class Arm:
+    """ResourceOps over the SDK clients of one subscription."""
+
+    def __init__(self, clients: ServiceClients) -> None:
+        self.clients = clients
+
+    def _ops(self, spec: ResourceSpec) -> tuple[Kind, Any, tuple[str, ...]]:
+        kind = KINDS[spec.type]
+        group = getattr(getattr(self.clients, kind.client), kind.group)
+        if spec.type == t.RESOURCE_GROUP:
+            return kind, group, (spec.name,)
+        return kind, group, (spec.resource_group, *spec.parents, spec.name)
+
+    async def get(self, spec: ResourceSpec) -> dict[str, Any] | None:
+        kind, group, args = self._ops(spec)
+        try:
+            return to_rest(await getattr(group, kind.get)(*args))
+        except ResourceNotFoundError:
+            return None
+
+    async def begin_put(
+        self, spec: ResourceSpec, body: dict[str, Any] | None, token: str | None
+    ) -> Operation:
+        kind, group, args = self._ops(spec)
+        method = getattr(group, kind.put)
+        if not kind.put.startswith("begin_"):
+            return CompletedOperation(await method(*args, body))
+        if token is not None:
+            return LroOperation(await method(*args, {}, continuation_token=token))
+        return LroOperation(await method(*args, body))
+
+    async def begin_delete(self, spec: ResourceSpec, token: str | None) -> Operation:
+        kind, group, args = self._ops(spec)
+        method = getattr(group, kind.delete)
+        if not kind.delete.startswith("begin_"):
+            return CompletedOperation(await method(*args))
+        if token is not None:
+            return LroOperation(await method(*args, continuation_token=token))
+        return LroOperation(await method(*args))

@@ -1,0 +1,198 @@
+"""A reconcile never blocks on Azure (after CAPZ azure/services/async).
+
+`reconcile` and `delete` each do at most one short round of work on one resource and say what
+happened: done, waiting (come back after `requeue_after`, with the long-running operation's
+continuation token to save in status), or failed (with an AzureFailure).
+
+- A saved operation is resumed first. A token that no longer decodes, or whose operation Azure has
+  forgotten, is dropped and the resource looked up again: Azure GET is the source of truth.
+- Otherwise GET; `spec.parameters(existing)` says what to PUT (None: nothing to change); begin_*;
+  wait at most `settings.wait`; if not done, return the token and Azure's Retry-After.
+- Delete the same way; 404 means done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+
+from kaib.azure.arm import Operation, ResourceOps, to_rest
+from kaib.azure.errors import AzureFailure, classify
+from kaib.azure.spec import RETRY_STATES, ResourceSpec, provisioning_state
+
+log = logging.getLogger(__name__)
+
+# provisioningState values that mean "someone's operation is still running on this resource".
+BUSY_STATES = frozenset(
+    {"Creating", "Updating", "Deleting", "Accepted", "Pending", "Provisioning", "Running"}
+)
+
+
+@dataclass(frozen=True)
+class StepSettings:
+    wait: float = 2.0  # longest in-process wait for one operation
+    requeue: float = 5.0  # come back after this when Azure sends no Retry-After
+    error_requeue: float = 10.0  # after a retryable error without Retry-After
+
+
+@dataclass(frozen=True)
+class SavedOperation:
+    """One entry of status.operations: a long-running operation to resume."""
+
+    resource_id: str
+    method: str  # PUT | DELETE | POST
+    token: str
+    started_at: str
+    action: str = ""
+    retry_after: float | None = None
+
+    def to_status(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "resourceId": self.resource_id,
+            "method": self.method,
+            "action": self.action,
+            "token": self.token,
+            "startedAt": self.started_at,
+        }
+        if self.retry_after is not None:
+            out["retryAfter"] = int(self.retry_after) if self.retry_after >= 1 else 1
+        return out
+
+    @classmethod
+    def from_status(cls, entry: Mapping[str, Any]) -> SavedOperation:
+        return cls(
+            resource_id=str(entry.get("resourceId", "")),
+            method=str(entry.get("method", "")),
+            token=str(entry.get("token", "")),
+            started_at=str(entry.get("startedAt", "")),
+            action=str(entry.get("action", "") or ""),
+            retry_after=float(entry["retryAfter"]) if entry.get("retryAfter") is not None else None,
+        )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    state: Literal["done", "waiting", "failed"]
+    resource: dict[str, Any] | None = None  # the resource when a PUT is done
+    operation: SavedOperation | None = None  # to save when waiting on an LRO (None: drop any saved one)
+    requeue_after: float | None = None
+    failure: AzureFailure | None = None  # why it failed, or why it is retrying
+
+    @property
+    def done(self) -> bool:
+        return self.state == "done"
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+async def reconcile(
+    ops: ResourceOps, spec: ResourceSpec, saved: SavedOperation | None, settings: StepSettings
+) -> Outcome:
+    """Bring one resource to its spec without blocking: resume, or GET + PUT."""
+    if saved is not None and saved.method == "PUT" and saved.token:
+        resumed = await _resume(ops.begin_put(spec, None, saved.token), spec, "PUT", saved, settings)
+        if resumed is not None:
+            return resumed
+    try:
+        existing = await ops.get(spec)
+    except Exception as exc:  # every Azure failure is classified, none escapes the step
+        return _failed_or_retry(exc, settings)
+    params = spec.parameters(existing)
+    if params is None:
+        assert existing is not None  # parameters() only returns None for an existing resource
+        state = provisioning_state(existing)
+        if state in RETRY_STATES:
+            failure = AzureFailure(None, f"Provisioning{state}", f"{spec.type} {spec.name} is {state}", False)
+            return Outcome("failed", resource=existing, failure=failure)
+        if state in BUSY_STATES:
+            # An operation whose token we lost (a crash between begin_* and the status write).
+            return Outcome("waiting", resource=existing, requeue_after=settings.requeue)
+        return Outcome("done", resource=existing)
+    try:
+        operation = await ops.begin_put(spec, params, None)
+    except Exception as exc:
+        return _failed_or_retry(exc, settings)
+    return await _follow(operation, spec, "PUT", now_rfc3339(), settings)
+
+
+async def delete(
+    ops: ResourceOps, spec: ResourceSpec, saved: SavedOperation | None, settings: StepSettings
+) -> Outcome:
+    """Delete one resource without blocking; a missing resource is deleted."""
+    if saved is not None and saved.method == "DELETE" and saved.token:
+        resumed = await _resume(ops.begin_delete(spec, saved.token), spec, "DELETE", saved, settings)
+        if resumed is not None:
+            return resumed
+    try:
+        if await ops.get(spec) is None:
+            return Outcome("done")
+        operation = await ops.begin_delete(spec, None)
+    except ResourceNotFoundError:
+        return Outcome("done")
+    except Exception as exc:
+        return _failed_or_retry(exc, settings)
+    return await _follow(operation, spec, "DELETE", now_rfc3339(), settings)
+
+
+async def _resume(
+    starting: Any, spec: ResourceSpec, method: str, saved: SavedOperation, settings: StepSettings
+) -> Outcome | None:
+    """Follow a saved operation; None when its token is useless and the caller must look again."""
+    try:
+        operation = await starting
+    except Exception as exc:  # a token that no longer decodes: ValueError, KeyError, binascii...
+        log.info("dropping the saved %s operation of %s: %s", method, spec.id, exc)
+        return None
+    outcome = await _follow(operation, spec, method, saved.started_at, settings)
+    if outcome.state == "failed" and outcome.failure is not None and outcome.failure.status == 404:
+        if method == "DELETE":
+            return Outcome("done")
+        log.info("Azure forgot the %s operation of %s; looking the resource up again", method, spec.id)
+        return None
+    return outcome
+
+
+async def _follow(
+    operation: Operation, spec: ResourceSpec, method: str, started_at: str, settings: StepSettings
+) -> Outcome:
+    try:
+        if not operation.done():
+            result = await asyncio.wait_for(operation.result(), timeout=settings.wait)
+        else:
+            result = await operation.result()
+    except TimeoutError:
+        token = operation.continuation_token()
+        retry_after = operation.retry_after()
+        if not token:
+            return Outcome("waiting", requeue_after=retry_after or settings.requeue)
+        saved = SavedOperation(spec.id, method, token, started_at, retry_after=retry_after)
+        return Outcome("waiting", operation=saved, requeue_after=retry_after or settings.requeue)
+    except ResourceNotFoundError as exc:
+        if method == "DELETE":
+            return Outcome("done")
+        return _failed_or_retry(exc, settings)
+    except Exception as exc:
+        return _failed_or_retry(exc, settings)
+    if method == "DELETE":
+        return Outcome("done")
+    resource = to_rest(result)
+    return Outcome("done", resource=resource)
+
+
+def _failed_or_retry(exc: BaseException, settings: StepSettings) -> Outcome:
+    failure = classify(exc)
+    if failure.retryable:
+        return Outcome(
+            "waiting", requeue_after=failure.retry_after or settings.error_requeue, failure=failure
+        )
+    if not isinstance(exc, HttpResponseError):
+        log.exception("unexpected error in an Azure step", exc_info=exc)
+    return Outcome("failed", failure=failure)
