@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 CACHE="${KAIB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kaib}"
 UV_VERSION=0.13.8
 AZURITE_VERSION=3.37.0
-DEBIAN_PACKAGES=(packer openssh-server openssh-client nftables iproute2 lua5.4 util-linux procps)
+DEBIAN_PACKAGES=(packer openssh-server openssh-client nftables iproute2 lua5.4 util-linux procps sudo)
 
 say() { printf '\033[1msetup:\033[0m %s\n' "$*" >&2; }
 
