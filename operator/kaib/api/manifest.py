@@ -1,0 +1,154 @@
+"""Validate ImageTemplate / ImageBuild manifests offline, with the same rules as the CRDs.
+
+Two passes: pydantic checks the structure (types, enums, patterns, bounds, required and unknown
+fields), then every `Rule` of every model in the object runs (the Python half of the CEL rules).
+Problems are `(path, message)` pairs; paths look like the apiserver's: `spec.customize[0].inline`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from kaib.api.build import API_VERSION, KINDS, ImageBuild, ImageTemplate
+from kaib.api.common import ApiModel, only_valid_message, required_message
+from kaib.api.template import UNIONS, ImageTemplateSpec
+
+Problem = tuple[str, str]
+M = TypeVar("M", bound=BaseModel)
+
+
+class InvalidManifest(ValueError):
+    """Raised by the parse_* helpers; `problems` holds every (path, message) found."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("; ".join(f"{path}: {message}" for path, message in problems))
+        self.problems = problems
+
+
+def validate_manifest(doc: Any) -> list[Problem]:
+    """Every problem of one manifest (an ImageTemplate or ImageBuild as a dict); [] when valid."""
+    try:
+        parse_manifest(doc)
+    except InvalidManifest as e:
+        return e.problems
+    return []
+
+
+def parse_manifest(doc: Any) -> ImageTemplate | ImageBuild:
+    """The typed object of a manifest dict, or InvalidManifest listing every problem."""
+    if not isinstance(doc, Mapping):
+        raise InvalidManifest([("", "a manifest must be a mapping (apiVersion, kind, metadata, spec)")])
+    kind = doc.get("kind")
+    if doc.get("apiVersion") != API_VERSION:
+        raise InvalidManifest([("apiVersion", f"must be {API_VERSION}, not {doc.get('apiVersion')!r}")])
+    if kind not in KINDS:
+        raise InvalidManifest([("kind", f"must be ImageTemplate or ImageBuild, not {kind!r}")])
+    return _parse(KINDS[kind], doc, "")
+
+
+def parse_template_spec(spec: Any) -> ImageTemplateSpec:
+    """The typed ImageTemplate spec of a dict in AIB names, or InvalidManifest (paths under `spec`)."""
+    return _parse(ImageTemplateSpec, spec, "spec")
+
+
+def update_problems(old: Any, new: Any) -> list[Problem]:
+    """The transition rules (what may not change on update) between two valid manifests of one kind."""
+    before, after = parse_manifest(old), parse_manifest(new)
+    if type(before) is not type(after):
+        return [("kind", "cannot change")]
+    return list(_transition_problems(before, after, ""))
+
+
+def _parse(model: type[M], data: Any, prefix: str) -> M:
+    try:
+        parsed = model.model_validate(data)
+    except ValidationError as e:
+        raise InvalidManifest([_problem(err, prefix) for err in e.errors()]) from None
+    problems = list(rule_problems(parsed, prefix))
+    if problems:
+        raise InvalidManifest(problems)
+    return parsed
+
+
+def rule_problems(model: BaseModel, path: str) -> Iterator[Problem]:
+    """The cross-field rules broken anywhere in `model` (create-time rules only)."""
+    if isinstance(model, ApiModel):
+        for rule in model.rules:
+            if not rule.transition and not rule.check(model):
+                yield _join(path, rule.field), rule.message
+    for name, info in type(model).model_fields.items():
+        if name == "status":
+            continue  # written by the operator; the CRD has no rules there either
+        key = info.alias or name
+        yield from _children(getattr(model, name), _join(path, key))
+
+
+def _children(value: Any, path: str) -> Iterator[Problem]:
+    if isinstance(value, BaseModel):
+        yield from rule_problems(value, path)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _children(item, f"{path}[{i}]")
+    elif isinstance(value, dict):
+        for k, item in value.items():
+            yield from _children(item, f"{path}[{k}]")
+
+
+def _transition_problems(old: BaseModel, new: BaseModel, path: str) -> Iterator[Problem]:
+    # As in CEL: a transition rule runs where both the old and the new object have the field; list
+    # items are atomic (no oldSelf), so only nested objects are followed.
+    if isinstance(new, ApiModel):
+        for rule in new.rules:
+            if rule.transition and not rule.check(old, new):
+                yield _join(path, rule.field), rule.message
+    for name, info in type(new).model_fields.items():
+        a, b = getattr(old, name), getattr(new, name)
+        if name != "status" and isinstance(a, BaseModel) and isinstance(b, BaseModel):
+            yield from _transition_problems(a, b, _join(path, info.alias or name))
+
+
+def _problem(error: Any, prefix: str) -> Problem:
+    loc = list(error["loc"])
+    parts: list[str] = []
+    variant, union = "", ""  # the discriminator value pydantic put in the location, and its list
+    for i, item in enumerate(loc):
+        previous = loc[i - 1] if i else None
+        owner = loc[i - 2] if isinstance(previous, int) and i >= 2 else previous
+        if isinstance(item, str) and str(owner) in UNIONS and item in UNIONS[str(owner)][1]:
+            variant, union = item, str(owner)
+            continue
+        parts.append(item if isinstance(item, str) else f"[{item}]")
+    path = prefix
+    for part in parts:
+        path = f"{path}{part}" if part.startswith("[") else _join(path, part)
+    kind, message = error["type"], error["msg"]
+    field = parts[-1] if parts else ""
+    if union and kind in ("missing", "extra_forbidden"):
+        tag, variants = UNIONS[union]
+        owners = [v for v, fields in variants.items() if field in fields]
+        if kind == "extra_forbidden" and owners:
+            return path, only_valid_message(field, tag, owners)
+        if kind == "missing":
+            return path, required_message(field, tag, [variant])
+    if kind == "missing":
+        return path, "Required value"
+    if kind == "extra_forbidden":
+        return path, "unknown field"
+    if kind in ("union_tag_not_found", "union_tag_invalid"):
+        tag = UNIONS[field][0] if field in UNIONS else "type"
+        if kind == "union_tag_not_found":
+            return _join(path, tag), "Required value"
+        expected = error.get("ctx", {}).get("expected_tags", "")
+        return _join(path, tag), f"Unsupported value {error['ctx']['tag']!r}: supported values: {expected}"
+    if kind == "string_pattern_mismatch":
+        return path, f"{error['input']!r} should match '{error['ctx']['pattern']}'"
+    return path, message
+
+
+def _join(path: str, field: str) -> str:
+    if not field:
+        return path
+    return f"{path}.{field}" if path else field
