@@ -8,6 +8,7 @@ import pytest
 
 pytest_plugins = [
     "tests.fixtures.controlplane",
+    "tests.fixtures.runtime",
     "tests.fixtures.sandbox",
     "tests.fixtures.azurite",
 ]

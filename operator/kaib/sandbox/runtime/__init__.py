@@ -1,0 +1,62 @@
+"""Sandbox runtime: real, isolated Linux environments standing for Azure VMs, VNets and container groups.
+
+Needs root, network/mount/PID namespaces, overlayfs and nftables (`scripts/setup.sh`); otherwise
+`Runtime()` raises `RuntimeUnavailable` naming exactly what is missing (`missing()` lists it).
+
+    from kaib.sandbox.runtime import Network, Runtime, VirtualMachine
+
+    with Runtime() as rt:                                   # state dir /run/kaib-runtime/<id>; close() sweeps
+        net = Network.create(rt, "vnet", ["10.60.0.0/16"])  # a namespace holding bridge br0
+        vm_ns = net.attach("vm", "10.60.1.4", 24)           # a namespace on the bridge, eth0 10.60.1.4/24
+        aci_ns = net.attach("aci", "10.60.2.4", 24)         # on-link routes for the whole VNet are added
+        vm = VirtualMachine(rt, "vm", vm_ns, "10.60.1.4", "azureuser", public_key_text)
+        vm.start()                                          # returns once sshd answers on 10.60.1.4:22
+        host, port = net.expose(10000)                      # host 127.0.0.1:10000 (Azurite) is now
+                                                            # reachable from the VNet at (SERVICE_IP, 10000)
+        proc = rt.run_in(aci_ns, ["packer", "build", "."], env={...})   # a subprocess.Popen
+        ...
+        vm.stop(); layer = vm.capture(rt.image_path("img"))  # deallocate, keep the disk as an image layer
+        vm2 = VirtualMachine(rt, "vm2", ns2, ip2, "azureuser", key, layers=[layer])  # chained image
+
+What each piece is:
+- Network: a namespace with a Linux bridge; subnets are prefixes. Endpoints get no default route:
+  nothing leaves the sandbox. The runtime's SERVICE_IP (100.127.255.254) sits on every bridge;
+  `expose()` runs a small TCP forwarder process listening there and connecting to the host's loopback.
+- VirtualMachine: `nsenter --net` + `unshare --mount --pid --uts`, an overlay root (lower: captured
+  layers, oldest first, over the host `/` read-only; upper/work on the runtime's tmpfs), its own
+  /proc, /dev (private devpts), tmpfs /run and /tmp, the admin user with the key in authorized_keys
+  and passwordless sudo, a host key of its own, and sshd on its private IP only, password auth off.
+  `upper_dir` is the VM's disk; stop() keeps it, delete() removes it, capture(dest) copies it.
+- run_in(namespace, argv, env): a container group's process. Only the network is isolated (plain
+  `nsenter --net`, like `ip netns exec`): it sees the host filesystem.
+- sweep(state_dir) / Runtime.close(): kills recorded processes, deletes the runtime's namespaces
+  (with their veths, bridges and nft tables) and unmounts its tmpfs; sweep_orphans(DEFAULT_ROOT)
+  does the same for runtimes whose process died.
+
+Tests use the `sandbox_runtime` fixture (tests/fixtures/runtime.py): `.network()`, `.ssh_key()`,
+`.vm(net, name, ip, key)`, `.client(net, name, ip)` -> namespace, `.ssh(ns, ip, key, command)`, and
+`.runtime` for run_in/expose; everything is swept after the test, pass or fail.
+"""
+
+from kaib.sandbox.runtime.errors import CommandFailed, RuntimeUnavailable
+from kaib.sandbox.runtime.forwarder import Route
+from kaib.sandbox.runtime.network import Network
+from kaib.sandbox.runtime.runtime import DEFAULT_ROOT, SERVICE_IP, Runtime
+from kaib.sandbox.runtime.support import check_support, missing
+from kaib.sandbox.runtime.sweep import sweep, sweep_orphans
+from kaib.sandbox.runtime.vm import VirtualMachine
+
+__all__ = [
+    "DEFAULT_ROOT",
+    "SERVICE_IP",
+    "CommandFailed",
+    "Network",
+    "Route",
+    "Runtime",
+    "RuntimeUnavailable",
+    "VirtualMachine",
+    "check_support",
+    "missing",
+    "sweep",
+    "sweep_orphans",
+]
