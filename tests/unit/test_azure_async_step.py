@@ -268,7 +268,7 @@ def test_delete_in_use_is_retried_not_fatal() -> None:
 
 
 def test_saved_operation_round_trips_through_status() -> None:
-    saved = SavedOperation("/x", "DELETE", "tok", "2026-01-01T00:00:00Z", action="", retry_after=3.0)
+    saved = SavedOperation("/x", "DELETE", "tok", "2026-01-01T00:00:00Z", retry_after="2026-01-01T00:00:03Z")
     assert SavedOperation.from_status(saved.to_status()) == saved
 
 

@@ -17,7 +17,7 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
@@ -50,7 +50,7 @@ class SavedOperation:
     token: str
     started_at: str
     action: str = ""
-    retry_after: float | None = None
+    retry_after: str | None = None  # RFC3339: not before this time (from Azure's Retry-After)
 
     def to_status(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -61,7 +61,7 @@ class SavedOperation:
             "startedAt": self.started_at,
         }
         if self.retry_after is not None:
-            out["retryAfter"] = int(self.retry_after) if self.retry_after >= 1 else 1
+            out["retryAfter"] = self.retry_after
         return out
 
     @classmethod
@@ -72,7 +72,7 @@ class SavedOperation:
             token=str(entry.get("token", "")),
             started_at=str(entry.get("startedAt", "")),
             action=str(entry.get("action", "") or ""),
-            retry_after=float(entry["retryAfter"]) if entry.get("retryAfter") is not None else None,
+            retry_after=str(entry["retryAfter"]) if entry.get("retryAfter") else None,
         )
 
 
@@ -89,8 +89,8 @@ class Outcome:
         return self.state == "done"
 
 
-def now_rfc3339() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def now_rfc3339(after: float = 0.0) -> str:
+    return (datetime.now(UTC) + timedelta(seconds=after)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 async def reconcile(
@@ -173,7 +173,8 @@ async def _follow(
         retry_after = operation.retry_after()
         if not token:
             return Outcome("waiting", requeue_after=retry_after or settings.requeue)
-        saved = SavedOperation(spec.id, method, token, started_at, retry_after=retry_after)
+        not_before = now_rfc3339(retry_after) if retry_after else None
+        saved = SavedOperation(spec.id, method, token, started_at, retry_after=not_before)
         return Outcome("waiting", operation=saved, requeue_after=retry_after or settings.requeue)
     except ResourceNotFoundError as exc:
         if method == "DELETE":

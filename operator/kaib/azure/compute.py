@@ -1,0 +1,188 @@
+"""Compute resources: the build VM, the proxy VM, their OS disks, and the distribution targets."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kaib.azure import spec as t
+from kaib.azure.context import BuildContext
+from kaib.azure.spec import ResourceSpec, parse_resource_id
+
+DEFAULT_VM_SIZE = "Standard_D2ds_v4"
+DEFAULT_PROXY_VM_SIZE = "Standard_A1_v2"
+ADMIN_USER = "packer"
+
+
+@dataclass(frozen=True)
+class Access:
+    """How the builder logs in: an SSH public key (Linux) or an admin password for WinRM (Windows)."""
+
+    os_type: str  # Linux | Windows
+    admin_user: str = ADMIN_USER
+    ssh_public_key: str = ""
+    admin_password: str = ""
+
+
+def image_reference(source: Mapping[str, Any], exact_version: str | None = None) -> dict[str, Any]:
+    """The VM's imageReference for a template source (with `latest` resolved when known)."""
+    kind = source.get("type")
+    if kind == "PlatformImage":
+        version = exact_version or str(source.get("version", "latest"))
+        return {
+            "publisher": source["publisher"],
+            "offer": source["offer"],
+            "sku": source["sku"],
+            "version": version,
+        }
+    if kind == "ManagedImage":
+        return {"id": source["imageId"]}
+    if kind == "SharedImageVersion":
+        return {"id": exact_version or source["imageVersionId"]}
+    raise ValueError(f"unknown source type {kind!r}")
+
+
+def _os_profile(computer_name: str, access: Access) -> dict[str, Any]:
+    profile: dict[str, Any] = {"computerName": computer_name[:15], "adminUsername": access.admin_user}
+    if access.os_type == "Windows":
+        profile["adminPassword"] = access.admin_password
+        profile["windowsConfiguration"] = {"winRM": {"listeners": [{"protocol": "Https"}]}}
+    else:
+        key_path = f"/home/{access.admin_user}/.ssh/authorized_keys"
+        profile["linuxConfiguration"] = {
+            "disablePasswordAuthentication": True,
+            "ssh": {"publicKeys": [{"path": key_path, "keyData": access.ssh_public_key}]},
+        }
+    return profile
+
+
+def virtual_machine(
+    ctx: BuildContext,
+    name: str,
+    disk_name: str,
+    nic_id: str,
+    image: Mapping[str, Any],
+    access: Access,
+    *,
+    size: str,
+    step: str,
+    os_disk_size_gb: int = 0,
+    identities: tuple[str, ...] = (),
+    plan: Mapping[str, str] | None = None,
+) -> ResourceSpec:
+    os_disk: dict[str, Any] = {
+        "name": disk_name,
+        "createOption": "FromImage",
+        "deleteOption": "Delete",
+        "managedDisk": {"storageAccountType": "Standard_LRS"},
+    }
+    if os_disk_size_gb:
+        os_disk["diskSizeGB"] = os_disk_size_gb
+    body: dict[str, Any] = {
+        "location": ctx.location,
+        "tags": ctx.tags(),
+        "properties": {
+            "hardwareProfile": {"vmSize": size},
+            "storageProfile": {"imageReference": dict(image), "osDisk": os_disk},
+            "osProfile": _os_profile(name, access),
+            "networkProfile": {
+                "networkInterfaces": [
+                    {"id": nic_id, "properties": {"primary": True, "deleteOption": "Delete"}}
+                ]
+            },
+        },
+    }
+    if identities:
+        body["identity"] = {"type": "UserAssigned", "userAssignedIdentities": {i: {} for i in identities}}
+    if plan:
+        body["plan"] = {
+            "name": plan["planName"],
+            "product": plan["planProduct"],
+            "publisher": plan["planPublisher"],
+        }
+    return ctx.spec(t.VM, name, body, step=step)
+
+
+def os_disk(ctx: BuildContext, name: str, step: str) -> ResourceSpec:
+    """Only deleted: the VM creates it. Listed so cleanup checks it is gone (404 = done)."""
+    return ctx.spec(t.DISK, name, {}, step=step)
+
+
+def _target(rid: str, type_: str, body: dict[str, Any], step: str = "distribute") -> ResourceSpec:
+    parts = parse_resource_id(rid)
+    names = [p for p in parts.get("parents", "").split("/") if p]
+    return ResourceSpec(
+        type=type_,
+        subscription_id=parts["subscription"],
+        resource_group=parts["resourceGroup"],
+        name=parts["name"],
+        body=body,
+        parents=tuple(names),
+        step=step,
+    )
+
+
+def managed_image(distributor: Mapping[str, Any], vm_id: str, tags: Mapping[str, str]) -> ResourceSpec:
+    """distribute[].type ManagedImage: an image from the generalized build VM."""
+    body = {
+        "location": distributor["location"],
+        "tags": {**tags, **(distributor.get("artifactTags") or {})},
+        "properties": {"sourceVirtualMachine": {"id": vm_id}, "hyperVGeneration": "V2"},
+    }
+    return _target(distributor["imageId"], t.IMAGE, body)
+
+
+def gallery_image_version(
+    distributor: Mapping[str, Any],
+    version: str,
+    vm_id: str,
+    location: str,
+    tags: Mapping[str, str],
+) -> ResourceSpec:
+    """distribute[].type SharedImage: a gallery image version from the generalized build VM."""
+    image_id = str(distributor["galleryImageId"])
+    if "/versions/" in image_id.lower():
+        image_id = image_id[: image_id.lower().index("/versions/")]
+    regions = distributor.get("targetRegions") or [
+        {"name": r} for r in (distributor.get("replicationRegions") or [location])
+    ]
+    body = {
+        "location": location,
+        "tags": {**tags, **(distributor.get("artifactTags") or {})},
+        "properties": {
+            "publishingProfile": {
+                "targetRegions": [
+                    {
+                        "name": r["name"],
+                        "regionalReplicaCount": r.get("replicaCount", 1),
+                        "storageAccountType": r.get("storageAccountType", "Standard_LRS"),
+                    }
+                    for r in regions
+                ],
+                "excludeFromLatest": bool(distributor.get("excludeFromLatest", False)),
+            },
+            "storageProfile": {"source": {"virtualMachineId": vm_id}},
+        },
+    }
+    return _target(f"{image_id}/versions/{version}", t.GALLERY_IMAGE_VERSION, body)
+
+
+def next_version(existing: list[str], major: int = -1) -> str:
+    """AIB's `Latest` versioning: one patch above the highest version (within `major` unless -1).
+
+    Versions up to 2.1.0 exist: major -1 gives 2.1.1; major 1 gives 1.2.1 when 1.2.0 is the highest
+    1.x.y. With no version yet (in that major): 0.0.1, or major.0.1.
+    """
+    parsed = []
+    for v in existing:
+        try:
+            a, b, c = (int(x) for x in v.split("."))
+        except ValueError:
+            continue
+        if major == -1 or a == major:
+            parsed.append((a, b, c))
+    if not parsed:
+        return f"{max(major, 0)}.0.1"
+    a, b, c = max(parsed)
+    return f"{a}.{b}.{c + 1}"
