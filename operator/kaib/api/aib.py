@@ -1,0 +1,217 @@
+"""Conversion between AIB image template JSON and ImageTemplate manifests (pure; no I/O).
+
+AIB side: a whole ARM resource (`{type, apiVersion, name, location, identity, tags, properties}`, as
+an ARM template or `az resource show` gives it) or a bare `properties` object, API versions
+2022-02-14 through 2024-02-01. Every field of those versions is a field of 2024-02-01 under the same
+name (deprecated `replicationRegions` and SharedImage `storageAccountType` included), so conversion
+is a mapping of the envelope:
+
+    properties.*        <-> spec.*               (same names)
+    identity            <-> spec.identity
+    location            <-> spec.azure.location  (normalized: "East US" -> eastus)
+    subscription of id  <-> spec.azure.subscriptionId (or given by the caller)
+    name                <-> metadata.name        (made a Kubernetes name; the original kept in an
+                                                  annotation when it differs)
+    tags                <-> annotation kaib.dev/aib-tags (JSON)
+
+Read-only fields AIB reports (provisioningState, lastRunStatus, exactVersion, ...) are dropped.
+Anything else unknown is an error naming its path, as AIB 2024-02-01 rejects unknown fields.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from kaib.api.build import API_VERSION
+from kaib.api.manifest import InvalidManifest, Problem, validate_manifest
+
+RESOURCE_TYPE = "Microsoft.VirtualMachineImages/imageTemplates"
+API_VERSIONS = ("2022-02-14", "2022-07-01", "2023-07-01", "2024-02-01")
+LATEST_API_VERSION = API_VERSIONS[-1]
+NAME_ANNOTATION = "kaib.dev/aib-name"
+TAGS_ANNOTATION = "kaib.dev/aib-tags"
+
+_ENVELOPE = {"type", "apiVersion", "name", "location", "tags", "identity", "properties", "id", "dependsOn"}
+_READ_ONLY_ENVELOPE = {"id", "dependsOn", "systemData", "etag"}
+_READ_ONLY_PROPERTIES = {
+    "provisioningState",
+    "provisioningError",
+    "lastRunStatus",
+    "exactStagingResourceGroup",
+}
+_SUBSCRIPTION = re.compile(r"(?i)^/subscriptions/([^/]+)")
+
+
+def is_resource(doc: dict[str, Any]) -> bool:
+    """True for a whole ARM resource, False for a bare `properties` object."""
+    return isinstance(doc.get("properties"), dict) and "source" not in doc and "distribute" not in doc
+
+
+def aib_to_manifest(
+    doc: Any,
+    *,
+    name: str | None = None,
+    namespace: str | None = None,
+    subscription_id: str | None = None,
+    location: str | None = None,
+) -> dict[str, Any]:
+    """An ImageTemplate manifest from AIB JSON; InvalidManifest (AIB paths) when it does not convert.
+
+    Keyword arguments fill what a bare `properties` object cannot say, and win over the resource's.
+    """
+    if not isinstance(doc, dict):
+        raise InvalidManifest([("", "an AIB template must be a JSON object")])
+    problems = list(_expressions(doc, ""))
+    if is_resource(doc):
+        problems += _envelope_problems(doc)
+        resource = doc
+        props_path = "properties"
+    else:
+        resource = {"properties": doc}
+        props_path = ""
+    if problems:
+        raise InvalidManifest(problems)
+
+    properties = _strip_read_only(resource["properties"])
+    aib_name = name or resource.get("name")
+    sub = subscription_id or _subscription_of(resource.get("id", ""))
+    loc = location or resource.get("location")
+    missing = []
+    if not aib_name:
+        missing.append(("name", "no template name: pass --name"))
+    if not sub:
+        missing.append(("id", "no subscription: pass --subscription-id (or convert a resource with an id)"))
+    if not loc:
+        missing.append(("location", "no location: pass --location"))
+    if missing:
+        raise InvalidManifest(missing)
+
+    assert isinstance(aib_name, str) and isinstance(loc, str)
+    k8s_name = kubernetes_name(aib_name)
+    metadata: dict[str, Any] = {"name": k8s_name}
+    if namespace:
+        metadata["namespace"] = namespace
+    annotations = {}
+    if k8s_name != aib_name:
+        annotations[NAME_ANNOTATION] = aib_name
+    if resource.get("tags"):
+        annotations[TAGS_ANNOTATION] = json.dumps(resource["tags"], sort_keys=True)
+    if annotations:
+        metadata["annotations"] = annotations
+
+    spec: dict[str, Any] = {"azure": {"subscriptionId": sub, "location": normalize_location(loc)}}
+    identity = resource.get("identity")
+    if identity is not None:
+        spec["identity"] = _strip_identity(identity)
+    spec.update(properties)
+    manifest = {"apiVersion": API_VERSION, "kind": "ImageTemplate", "metadata": metadata, "spec": spec}
+    problems = [(_aib_path(path, props_path), message) for path, message in validate_manifest(manifest)]
+    if problems:
+        raise InvalidManifest(problems)
+    return manifest
+
+
+def manifest_to_aib(manifest: dict[str, Any], *, api_version: str = LATEST_API_VERSION) -> dict[str, Any]:
+    """The ARM resource of an ImageTemplate manifest (validated first; InvalidManifest if not valid)."""
+    problems = validate_manifest(manifest)
+    if problems:
+        raise InvalidManifest(problems)
+    metadata = manifest.get("metadata") or {}
+    annotations = metadata.get("annotations") or {}
+    spec = dict(manifest["spec"])
+    azure = spec.pop("azure")
+    identity = spec.pop("identity", None)
+    resource: dict[str, Any] = {
+        "type": RESOURCE_TYPE,
+        "apiVersion": api_version,
+        "name": annotations.get(NAME_ANNOTATION, metadata.get("name")),
+        "location": azure["location"],
+    }
+    if TAGS_ANNOTATION in annotations:
+        resource["tags"] = json.loads(annotations[TAGS_ANNOTATION])
+    if identity is not None:
+        resource["identity"] = identity
+    resource["properties"] = spec
+    return resource
+
+
+def kubernetes_name(aib_name: str) -> str:
+    """An AIB template name (^[A-Za-z0-9-_.]{1,64}$) as a Kubernetes object name."""
+    name = re.sub(r"[^a-z0-9.-]", "-", aib_name.lower()).strip("-.")
+    return name or "template"
+
+
+def normalize_location(location: str) -> str:
+    """ARM accepts display names ("East US"); Azure APIs return the short form (eastus)."""
+    return location.replace(" ", "").lower()
+
+
+def _envelope_problems(doc: dict[str, Any]) -> list[Problem]:
+    problems: list[Problem] = [
+        (key, "unknown field") for key in doc if key not in _ENVELOPE | _READ_ONLY_ENVELOPE
+    ]
+    kind = doc.get("type")
+    if kind is not None and str(kind).lower() != RESOURCE_TYPE.lower():
+        problems.append(("type", f"must be {RESOURCE_TYPE}, not {kind!r}"))
+    version = doc.get("apiVersion")
+    if version is not None and version not in API_VERSIONS:
+        problems.append(("apiVersion", f"{version!r} is not supported: use one of {', '.join(API_VERSIONS)}"))
+    return problems
+
+
+def _expressions(value: Any, path: str) -> Iterator[Problem]:
+    """ARM template expressions ("[parameters('x')]") have no value until ARM evaluates them."""
+    if (
+        isinstance(value, str)
+        and value.startswith("[")
+        and value.endswith("]")
+        and not value.startswith("[[")
+    ):
+        yield path, f"ARM template expression {value!r}: replace it with its value before converting"
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _expressions(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _expressions(item, f"{path}[{i}]")
+
+
+def _strip_read_only(properties: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in properties.items() if k not in _READ_ONLY_PROPERTIES}
+    if isinstance(out.get("source"), dict):
+        out["source"] = {k: v for k, v in out["source"].items() if k != "exactVersion"}
+    return out
+
+
+def _strip_identity(identity: Any) -> Any:
+    if not isinstance(identity, dict):
+        return identity
+    out = {k: v for k, v in identity.items() if k not in ("principalId", "tenantId")}
+    if isinstance(out.get("userAssignedIdentities"), dict):
+        out["userAssignedIdentities"] = {key: {} for key in out["userAssignedIdentities"]}
+    return out
+
+
+def _subscription_of(resource_id: str) -> str | None:
+    match = _SUBSCRIPTION.match(resource_id or "")
+    return match.group(1) if match else None
+
+
+def _aib_path(path: str, props_path: str) -> str:
+    """spec.x -> properties.x (or x for a bare properties object); the envelope keeps its names."""
+    for ours, theirs in (
+        ("spec.azure.location", "location"),
+        ("spec.azure", "id"),
+        ("spec.identity", "identity"),
+    ):
+        if path == ours or path.startswith(ours + ".") or path.startswith(ours + "["):
+            return theirs + path[len(ours) :]
+    if path == "spec":
+        return props_path
+    if path.startswith("spec."):
+        rest = path[len("spec.") :]
+        return f"{props_path}.{rest}" if props_path else rest
+    return path
