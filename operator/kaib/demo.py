@@ -1,0 +1,188 @@
+"""`kaib demo`: one whole build on this machine, the way a user would run it.
+
+It starts the local environment (a real control plane and the sandbox Azure, exactly what
+`kaib dev up` starts), runs the operator (`kaib run`, the production entry point) against it,
+applies an example ImageTemplate and ImageBuild with kubectl, and shows the build's progress until
+it ends. Nothing here is demo-only: the operator, the CRDs and the Azure SDK calls are the ones
+that run against a real subscription.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+from kaib.devenv import assets
+from kaib.devenv.layout import REPO, DevLayout
+
+TERMINAL = {"Succeeded", "PartiallySucceeded", "Failed", "Canceled"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--example",
+        type=Path,
+        default=REPO / "examples" / "quickstart.yaml",
+        help="a manifest with one ImageTemplate and one ImageBuild (default: examples/quickstart.yaml)",
+    )
+    parser.add_argument("--namespace", default="default")
+    parser.add_argument(
+        "--exit",
+        action="store_true",
+        help="exit when the build ends (status 0 only if it Succeeded) instead of waiting for Ctrl-C",
+    )
+    parser.add_argument("--timeout", type=float, default=900, help="seconds to wait for the build")
+
+
+def say(text: str) -> None:
+    print(f"\033[1mkaib demo:\033[0m {text}", flush=True)
+
+
+@contextmanager
+def environment(root: Path) -> Iterator[dict[str, str]]:
+    """The control plane and the sandbox, through the same supervisor as `kaib dev up`."""
+    layout = DevLayout(root)
+    root.mkdir(parents=True, exist_ok=True)
+    with layout.log.open("ab") as log:
+        supervisor = subprocess.Popen(
+            [sys.executable, "-m", "kaib.devenv.supervisor", "--dir", str(root)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    try:
+        deadline = time.monotonic() + 300
+        while not layout.env_file.exists():
+            if supervisor.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the local environment did not start:\n{layout.log.read_text()[-2000:]}")
+            time.sleep(0.2)
+        env = dict(os.environ)
+        for line in layout.env_file.read_text().splitlines():
+            if line.startswith("export ") and "=" in line:
+                key, _, value = line.removeprefix("export ").partition("=")
+                env[key] = value.strip("'\"")
+        yield env
+    finally:
+        supervisor.send_signal(signal.SIGTERM)
+        try:
+            supervisor.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            supervisor.kill()
+
+
+@contextmanager
+def operator(env: dict[str, str], log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "kaib.cli", "run"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    try:
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def kubectl(env: dict[str, str], *args: str, input: str | None = None) -> str:
+    binary = str(assets.ensure(log=False).kubectl)
+    result = subprocess.run(
+        [binary, *args], env=env, input=input, text=True, capture_output=True, check=False, timeout=60
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"kubectl {' '.join(args)}: {result.stderr.strip()}")
+    return result.stdout
+
+
+def build_name(manifest: Path) -> str:
+    import yaml
+
+    for doc in yaml.safe_load_all(manifest.read_text()):
+        if doc and doc.get("kind") == "ImageBuild":
+            return str(doc["metadata"]["name"])
+    raise ValueError(f"{manifest}: no ImageBuild in it")
+
+
+def describe_progress(status: dict[str, Any], seen: set[str]) -> list[str]:
+    """New lines to show for a status: phase and subState changes, conditions that became True/False."""
+    lines = []
+    key = f"phase={status.get('phase')}/{status.get('subState')}"
+    if key not in seen and status.get("phase"):
+        seen.add(key)
+        lines.append(
+            f"{status.get('phase')} ({status.get('subState') or '-'}) {status.get('message') or ''}".rstrip()
+        )
+    for cond in status.get("conditions") or []:
+        ckey = f"{cond.get('type')}={cond.get('status')}/{cond.get('reason')}"
+        if ckey not in seen and cond.get("type") not in ("Ready", "Reconciling", "Stalled"):
+            seen.add(ckey)
+            lines.append(f"  {cond.get('type')}: {cond.get('status')} {cond.get('reason') or ''}".rstrip())
+    return lines
+
+
+def follow(
+    env: dict[str, str], namespace: str, name: str, timeout: float, op: subprocess.Popen[bytes]
+) -> dict[str, Any]:
+    seen: set[str] = set()
+    deadline = time.monotonic() + timeout
+    status: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        if op.poll() is not None:
+            raise RuntimeError(f"the operator exited with status {op.returncode}")
+        status = (
+            json.loads(kubectl(env, "-n", namespace, "get", "imagebuild", name, "-o", "json")).get("status")
+            or {}
+        )
+        for line in describe_progress(status, seen):
+            say(line)
+        if status.get("phase") in TERMINAL:
+            return status
+        time.sleep(1)
+    raise TimeoutError(f"the build did not end within {timeout:.0f}s")
+
+
+def main(args: argparse.Namespace) -> int:
+    say("preparing the control-plane binaries (built once from Go modules)")
+    assets.ensure(log=True)
+    work = Path(tempfile.mkdtemp(prefix="kaib-demo-"))
+    say(f"starting a control plane and the sandbox Azure (logs in {work})")
+    with environment(work / "env") as env, operator(env, work / "operator.log") as op:
+        say(f"operator running (log: {work / 'operator.log'})")
+        name = build_name(args.example)
+        if args.namespace != "default":
+            kubectl(env, "create", "namespace", args.namespace)
+        say(f"kubectl apply -f {args.example}")
+        print(kubectl(env, "-n", args.namespace, "apply", "-f", str(args.example)), end="")
+        status = follow(env, args.namespace, name, args.timeout, op)
+        phase = status.get("phase")
+        say(f"build {name} ended: {phase}")
+        for output in status.get("runOutputs") or []:
+            say(f"  {output.get('runOutputName')}: {output.get('artifactId') or output.get('artifactUri')}")
+        if status.get("message"):
+            say(f"  {status['message']}")
+        say(
+            f"next: `kubectl describe imagebuild {name}`, `kaib logs {name}`, "
+            f"and the sandbox inventory at {env.get('KAIB_SANDBOX_ADMIN', '')}/inventory"
+        )
+        if not args.exit:
+            say("the environment keeps running; Ctrl-C to stop and clean up")
+            with suppress(KeyboardInterrupt):
+                while op.poll() is None:
+                    time.sleep(1)
+        return 0 if phase == "Succeeded" else 1
