@@ -1,0 +1,1 @@
+'{{0}} literal braces' -f 1
