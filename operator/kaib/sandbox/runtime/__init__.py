@@ -41,6 +41,7 @@ Tests use the `sandbox_runtime` fixture (tests/fixtures/runtime.py): `.network()
 from kaib.sandbox.runtime.errors import CommandFailed, RuntimeUnavailable
 from kaib.sandbox.runtime.forwarder import Route
 from kaib.sandbox.runtime.network import Network
+from kaib.sandbox.runtime.nsg import SecurityGroup, SecurityRule, default_rules
 from kaib.sandbox.runtime.runtime import DEFAULT_ROOT, SERVICE_IP, Runtime
 from kaib.sandbox.runtime.support import check_support, missing
 from kaib.sandbox.runtime.sweep import sweep, sweep_orphans
@@ -54,8 +55,11 @@ __all__ = [
     "Route",
     "Runtime",
     "RuntimeUnavailable",
+    "SecurityGroup",
+    "SecurityRule",
     "VirtualMachine",
     "check_support",
+    "default_rules",
     "missing",
     "sweep",
     "sweep_orphans",

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import ipaddress
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from kaib.sandbox.runtime import commands, names
 from kaib.sandbox.runtime.forwarder import Route
+from kaib.sandbox.runtime.nsg import SecurityGroup, render
 from kaib.sandbox.runtime.registry import Record
 from kaib.sandbox.runtime.runtime import Runtime
 
@@ -86,6 +88,14 @@ class Network:
         remove_namespace(att.namespace)
         commands.ip("route", "del", f"{att.ip}/32", namespace=self.namespace, check=False)
         self.runtime.registry.remove("netns", att.namespace)
+
+    def apply_security_groups(self, bindings: Mapping[str, SecurityGroup]) -> str:
+        """Enforce NSGs: `bindings` maps a subnet prefix (or a NIC's ip/32) to its NSG; replaces the
+        previous set atomically ({} lifts all filtering). Returns the nft script (see nsg.py)."""
+        vnet = self.address_space or [f"{a.ip}/{a.prefixlen}" for a in self.attachments.values()]
+        script = render(bindings, vnet)
+        commands.nft_apply(self.namespace, script)
+        return script
 
     def expose(self, host_port: int, port: int | None = None, host_ip: str = "127.0.0.1") -> tuple[str, int]:
         """Make a host service (e.g. Azurite on 127.0.0.1:host_port) reachable from this network at
