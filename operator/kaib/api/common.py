@@ -41,9 +41,12 @@ class Rule:
 
 
 class ApiModel(BaseModel):
-    """Base of all spec and status models: unknown fields are errors, as in AIB 2024-02-01."""
+    """Base of all spec and status models: unknown fields are errors, as in AIB 2024-02-01.
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, validate_default=False)
+    Strict, like the apiserver: "5" is not an integer and "yes" is not a boolean.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     # Cross-field rules of this object; see Rule.
     rules: ClassVar[tuple[Rule, ...]] = ()

@@ -1,0 +1,152 @@
+"""Every rule of the API, offline: each invalid case is rejected by `kaib validate`, naming its field.
+
+The same cases run against the real apiserver in tests/integration/test_crds.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from kaib.api import update_problems, validate_manifest
+from kaib.cli import main as kaib
+from tests.unit.api_cases import CASES, IDENTITY, SUB, Case, build, patched, template
+
+
+def test_bases_are_valid() -> None:
+    assert validate_manifest(template()) == []
+    assert validate_manifest(build()) == []
+
+
+def test_there_are_at_least_thirty_cases() -> None:
+    assert len(CASES) >= 30
+    assert len({c.id for c in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_invalid_manifest_is_rejected_naming_the_field(case: Case) -> None:
+    problems = validate_manifest(case.manifest("case"))
+    assert case.path in [path for path, _ in problems], problems
+
+
+def test_messages_use_aib_words() -> None:
+    doc = patched(template(), {"spec.customize[0].scriptUri": "https://x/s.sh"})
+    assert validate_manifest(doc) == [
+        ("spec.customize[0]", "Exactly one of 'scriptUri' or 'inline' can be specified")
+    ]
+    doc = patched(template(), {"spec.customize[0].runElevated": True})
+    assert validate_manifest(doc) == [
+        ("spec.customize[0].runElevated", "runElevated is only valid when type is PowerShell")
+    ]
+
+
+def test_every_problem_is_reported_not_just_the_first() -> None:
+    doc = patched(template(), {"spec.source.sku": None, "spec.buildTimeoutInMinutes": 1000, "spec.foo": 1})
+    paths = [path for path, _ in validate_manifest(doc)]
+    assert {"spec.source.sku", "spec.buildTimeoutInMinutes", "spec.foo"} <= set(paths)
+
+
+@pytest.mark.parametrize("minutes", [0, 6, 240, 960])
+def test_build_timeout_bounds_accept(minutes: int) -> None:
+    assert validate_manifest(patched(template(), {"spec.buildTimeoutInMinutes": minutes})) == []
+
+
+def test_empty_proxy_vm_size_counts_as_not_given() -> None:
+    vnet = {"subnetId": "x", "containerInstanceSubnetId": "y", "proxyVmSize": ""}
+    base = "/subscriptions/s/resourceGroups/r/providers/Microsoft.Network/virtualNetworks/v/subnets/"
+    vnet = {**vnet, "subnetId": base + "a", "containerInstanceSubnetId": base + "b"}
+    assert validate_manifest(patched(template(), {"spec.vmProfile": {"vnetConfig": vnet}})) == []
+
+
+def test_identity_none_and_user_assigned_are_valid() -> None:
+    assert validate_manifest(patched(template(), {"spec.identity": {"type": "None"}})) == []
+    one = {"type": "UserAssigned", "userAssignedIdentities": {IDENTITY: {}}}
+    assert validate_manifest(patched(template(), {"spec.identity": one})) == []
+
+
+def test_not_a_manifest() -> None:
+    assert validate_manifest([]) == [("", "a manifest must be a mapping (apiVersion, kind, metadata, spec)")]
+    assert validate_manifest({**template(), "apiVersion": "v1"})[0][0] == "apiVersion"
+    assert validate_manifest({**template(), "kind": "Pod"})[0][0] == "kind"
+
+
+# -- update rules (CEL transition rules on the apiserver) ---------------------------------------------
+
+
+def test_build_spec_is_immutable_except_cancel() -> None:
+    old = build()
+    assert update_problems(old, patched(old, {"spec.cancel": True})) == []
+    assert [p for p, _ in update_problems(old, patched(old, {"spec.templateRef.name": "other"}))] == [
+        "spec.templateRef"
+    ]
+    canceled = patched(old, {"spec.cancel": True})
+    assert [p for p, _ in update_problems(canceled, patched(old, {"spec.cancel": False}))] == ["spec.cancel"]
+    assert [p for p, _ in update_problems(canceled, old)] == ["spec.cancel"]
+
+
+def test_template_edits_are_allowed_except_its_azure_home() -> None:
+    old = template()
+    edited = patched(old, {"spec.customize[0].inline": ["echo changed"], "spec.buildTimeoutInMinutes": 60})
+    assert update_problems(old, edited) == []
+    moved = patched(old, {"spec.azure.location": "westus"})
+    assert [p for p, _ in update_problems(old, moved)] == ["spec.azure"]
+    other_sub = patched(old, {"spec.azure.subscriptionId": SUB.replace("1", "2")})
+    assert [p for p, _ in update_problems(old, other_sub)] == ["spec.azure"]
+    group = f"/subscriptions/{SUB}/resourceGroups/staging"
+    staged = patched(old, {"spec.stagingResourceGroup": group})
+    assert [p for p, _ in update_problems(old, staged)] == ["spec.stagingResourceGroup"]
+    assert [p for p, _ in update_problems(staged, old)] == ["spec.stagingResourceGroup"]
+    assert update_problems(staged, patched(staged, {"spec.autoRun": {"state": "Enabled"}})) == []
+
+
+# -- the command --------------------------------------------------------------------------------------
+
+
+def _write(tmp_path: Path, name: str, docs: list[Any]) -> str:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump_all(docs))
+    return str(path)
+
+
+def test_validate_command_prints_one_line_per_problem(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = _write(tmp_path, "good.yaml", [template(), build()])
+    bad = _write(
+        tmp_path,
+        "bad.yaml",
+        [patched(template(), {"spec.customize[0].scriptUri": "https://x", "spec.buildTimeoutInMinutes": 3})],
+    )
+    assert kaib(["validate", good]) == 0
+    assert capsys.readouterr().out == ""
+    assert kaib(["validate", good, bad]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [
+        f"{bad}: spec.buildTimeoutInMinutes: buildTimeoutInMinutes must be 0 (the default, 240 minutes) "
+        "or between 6 and 960",
+        f"{bad}: spec.customize[0]: Exactly one of 'scriptUri' or 'inline' can be specified",
+    ]
+
+
+def test_validate_command_names_the_object_in_multi_document_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _write(tmp_path, "two.yaml", [template(), patched(build(), {"spec.cancel": "no"})])
+    assert kaib(["validate", path]) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        f"{path}: spec.cancel: Input should be a valid boolean (ImageBuild case-1)"
+    ]
+
+
+def test_validate_command_reports_unreadable_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("spec: [unclosed\n")
+    assert kaib(["validate", str(broken), str(tmp_path / "missing.yaml")]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f"{broken}: : not YAML")
+    assert out[1].startswith(f"{tmp_path / 'missing.yaml'}: : cannot read")
