@@ -42,6 +42,7 @@ from kaib.sandbox.runtime.errors import CommandFailed, RuntimeUnavailable
 from kaib.sandbox.runtime.forwarder import Route
 from kaib.sandbox.runtime.network import Network
 from kaib.sandbox.runtime.nsg import SecurityGroup, SecurityRule, default_rules
+from kaib.sandbox.runtime.proxy import PROXY_PORTS, PrivateLinkProxy
 from kaib.sandbox.runtime.runtime import DEFAULT_ROOT, SERVICE_IP, Runtime
 from kaib.sandbox.runtime.support import check_support, missing
 from kaib.sandbox.runtime.sweep import sweep, sweep_orphans
@@ -49,9 +50,11 @@ from kaib.sandbox.runtime.vm import VirtualMachine
 
 __all__ = [
     "DEFAULT_ROOT",
+    "PROXY_PORTS",
     "SERVICE_IP",
     "CommandFailed",
     "Network",
+    "PrivateLinkProxy",
     "Route",
     "Runtime",
     "RuntimeUnavailable",
