@@ -3,7 +3,7 @@
 It listens inside one namespace and connects out from another (or from the host), so it stands for
 both "a host service exposed on the sandbox's service address" and "a private endpoint whose traffic
 a load balancer hands to a proxy VM". Run as
-`python -m kaib.sandbox.runtime.forwarder '<json list of routes>'`; prints `ready` once listening.
+`python -m kaib.sandbox.runtime forward '<json list of routes>'`; prints `ready` once listening.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import json
 import socket
-import sys
 from dataclasses import asdict, dataclass
 
 from kaib.sandbox.runtime.netns import tcp_socket
@@ -76,7 +75,3 @@ def main(argv: list[str]) -> int:
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(routes))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -108,7 +108,7 @@ class Runtime:
         arg = json.dumps([r.to_json() for r in routes])
         proc = self.spawn(
             f"forwarder:{label}",
-            [sys.executable, "-m", "kaib.sandbox.runtime.forwarder", arg],
+            [sys.executable, "-m", "kaib.sandbox.runtime", "forward", arg],
             stdout=subprocess.PIPE,
         )
         assert proc.stdout is not None
