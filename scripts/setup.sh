@@ -41,4 +41,9 @@ fi
 
 say "control-plane binaries (etcd, kube-apiserver, kubectl)"
 uv run --frozen python -m kaib.devenv.assets >/dev/null
+# --- chart tools (issue 7): helm and kubeconform from their Go modules, for tests/integration/test_chart*.py
+say "chart tools (helm, kubeconform) into $CACHE/tools"
+KAIB_CACHE="$CACHE" python3 scripts/build_tools.py
+# --- end chart tools
+
 say "ready"
