@@ -126,6 +126,7 @@ def test_resource_type_never_carries_a_name(url: str, expected: str) -> None:
 
 class _Arm(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
+        body: dict[str, Any]
         if "/virtualNetworks/present" in self.path:
             code, body = 200, {"id": self.path.split("?")[0], "name": "present", "location": "westus"}
         else:
