@@ -4,7 +4,9 @@ network namespace. The host root (read-only) stands for the platform image; capt
 
 from __future__ import annotations
 
+import os
 import shutil
+import stat
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -16,6 +18,33 @@ from kaib.sandbox.runtime.netns import read_banner
 from kaib.sandbox.runtime.runtime import Runtime, wait_for
 
 BOOT_SCRIPT = Path(__file__).with_name("vm.sh")
+
+# The host root stands for a platform image, so a VM made from it sees the standard top-level
+# directories only; people's homes, the host's own state and its SSH host keys are hidden (an
+# overlay whiteout, or an opaque empty directory), in the VM's first upper layer, so images keep that.
+PLATFORM_TOP = {"bin", "boot", "dev", "etc", "lib", "lib32", "lib64", "libx32", "proc", "run", "sbin", "sys",
+                "tmp", "usr", "var", "home", "media", "mnt", "opt", "root", "srv"}  # fmt: skip
+PLATFORM_EMPTY = ("home", "media", "mnt", "opt", "root", "srv", "var/tmp", "var/log")
+
+
+def _whiteout(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.mknod(path, stat.S_IFCHR, os.makedev(0, 0))
+
+
+def _prepare_platform_disk(upper: Path) -> None:
+    """Hide the host's private parts in a fresh upper layer over the host root."""
+    for entry in os.listdir("/"):
+        if entry not in PLATFORM_TOP:
+            _whiteout(upper / entry)
+    for name in PLATFORM_EMPTY:
+        if Path("/", name).is_dir():
+            opaque = upper / name
+            opaque.mkdir(parents=True, exist_ok=True)
+            os.chmod(opaque, stat.S_IMODE(os.stat(Path("/", name)).st_mode))
+            os.setxattr(opaque, "trusted.overlay.opaque", b"y")
+    for key in Path("/etc/ssh").glob("ssh_host_*"):
+        _whiteout(upper / "etc" / "ssh" / key.name)
 
 
 @dataclass
@@ -51,8 +80,11 @@ class VirtualMachine:
         """Boot (or boot again after stop): returns once sshd answers on ip:22."""
         if self.running:
             return
+        fresh = not self.upper_dir.exists()
         for d in (self.upper_dir, self.work_dir, self.root_dir, self.console_log.parent):
             d.mkdir(parents=True, exist_ok=True)
+        if fresh and not self.layers:
+            _prepare_platform_disk(self.upper_dir)
         lower = ":".join([*(str(p) for p in reversed(self.layers)), "/"])
         argv = [
             "nsenter", f"--net=/run/netns/{self.namespace}", "--",

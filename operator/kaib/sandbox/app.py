@@ -1,0 +1,188 @@
+"""One running sandbox: TLS files, Azurite, the engine and the HTTPS server, its client environment,
+and (with a state file) persistence across restarts. `kaib sandbox` and the test fixture run this."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import secrets
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from . import config as cfg
+from .azurite import Azurite
+from .control import Control
+from .engine import Engine
+from .hooks import ModelledHooks, SandboxHooks
+from .kinds import registry
+from .latency import LatencyModel
+from .server import ArmServer, Tokens
+from .store import save_json
+from .tls import ensure_tls
+
+log = logging.getLogger(__name__)
+DEFAULT_SUBSCRIPTION = "5a4d1e2c-0b6f-4c7a-9d3e-8f1a2b3c4d5e"
+DEFAULT_TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+DEFAULT_CLIENT = "0e1d2c3b-4a59-4687-9a8b-7c6d5e4f3a2b"
+
+
+@dataclass
+class Options:
+    port: int = 0
+    config: dict[str, Any] = field(default_factory=dict)
+    state_file: Path | None = None
+    latency_scale: float | None = None
+    with_azurite: bool = True
+    hooks: SandboxHooks | None = None
+
+
+class Sandbox:
+    def __init__(self, options: Options) -> None:
+        self.options = options
+        conf = options.config
+        self.subscription_id = str(conf.get("subscriptionId", DEFAULT_SUBSCRIPTION))
+        self.tenant_id = str(conf.get("tenantId", DEFAULT_TENANT))
+        self.client_id = str(conf.get("clientId", DEFAULT_CLIENT))
+        if options.state_file is not None:
+            self.dir = Path(str(options.state_file) + ".d")
+            self.dir.mkdir(parents=True, exist_ok=True)
+            self._own_dir = False
+        else:
+            self.dir = Path(tempfile.mkdtemp(prefix="kaib-sandbox-"))
+            self._own_dir = True
+        self.control = Control()
+        self.latency = LatencyModel()
+        cfg.apply(self.control, self.latency, conf)
+        if options.latency_scale is not None:
+            self.latency.scale = options.latency_scale
+        self.engine = Engine(
+            registry(), self.latency, self.control, options.hooks or ModelledHooks(), self.tenant_id
+        )
+        self.azurite: Azurite | None = None
+        self.runner: web.AppRunner | None = None
+        self.port = 0
+        self._saver: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        tls = ensure_tls(self.dir / "tls")
+        secret_file = self.dir / "token-secret"
+        if not secret_file.exists():
+            secret_file.write_bytes(secrets.token_bytes(32))
+            secret_file.chmod(0o600)
+        federated = self.dir / "federated-token"
+        federated.write_text("kaib-sandbox-federated-assertion." + secrets.token_hex(16))
+        if self.options.with_azurite:
+            location = self.dir / "azurite" if self.options.state_file else None
+            self.azurite = await asyncio.to_thread(Azurite.start, location)
+            self.engine.extensions["azurite"] = self.azurite
+        self._restore()
+        server = ArmServer(self.engine, Tokens(secret_file.read_bytes()), self.client_id, self.reset)
+        self.runner = web.AppRunner(server.app(), access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", self.options.port, ssl_context=tls.server_context(),
+                           reuse_address=True)  # fmt: skip
+        await site.start()
+        self.port = _bound_port(site) or self.options.port
+        self.engine.base_url = f"https://127.0.0.1:{self.port}"
+        self.env = self._client_env(tls.ca, federated)
+        server.env = self.env
+        if self.options.state_file is not None:
+            self._saver = asyncio.ensure_future(self._save_loop())
+
+    def _client_env(self, ca: Path, federated: Path) -> dict[str, str]:
+        endpoint = f"https://127.0.0.1:{self.port}"
+        return {
+            "KAIB_ARM_ENDPOINT": endpoint,
+            "KAIB_SANDBOX_ADMIN": f"{endpoint}/_sandbox",
+            "AZURE_SUBSCRIPTION_ID": self.subscription_id,
+            "AZURE_TENANT_ID": self.tenant_id,
+            "AZURE_CLIENT_ID": self.client_id,
+            "AZURE_FEDERATED_TOKEN_FILE": str(federated),
+            "AZURE_AUTHORITY_HOST": endpoint,
+            "AZURE_TOKEN_CREDENTIALS": "WorkloadIdentityCredential",
+            "SSL_CERT_FILE": str(ca),
+            "REQUESTS_CA_BUNDLE": str(ca),
+            "NO_PROXY": "127.0.0.1,localhost",
+        }
+
+    async def reset(self) -> None:
+        await self.engine.reset()
+        self.control.reset()
+        cfg.apply(self.control, self.latency, self.options.config)
+        if self.options.latency_scale is not None:
+            self.latency.scale = self.options.latency_scale
+
+    async def stop(self) -> None:
+        if self._saver is not None:
+            self._saver.cancel()
+            await asyncio.gather(self._saver, return_exceptions=True)
+            self.save()
+        if self.runner is not None:
+            await self.runner.cleanup()
+        for task in list(self.engine._background):
+            task.cancel()
+        await asyncio.gather(*self.engine._background, return_exceptions=True)
+        await self.engine.hooks.close()
+        if self.azurite is not None:
+            await asyncio.to_thread(self.azurite.stop)
+        if self._own_dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    # Persistence ----------------------------------------------------------------------------------
+    def save(self) -> None:
+        if self.options.state_file is None:
+            return
+        document = {
+            "resources": self.engine.store.dump(),
+            "control": {"quotas": self.control.quotas, "unregistered": sorted(self.control.unregistered),
+                        "throttling": self.control.throttling, "latencyScale": self.latency.scale},
+        }  # fmt: skip
+        save_json(self.options.state_file, json.loads(json.dumps(document, default=str)))
+
+    def _restore(self) -> None:
+        path = self.options.state_file
+        if path is None or not path.exists():
+            return
+        document = json.loads(path.read_text())
+        self.engine.restore(document.get("resources", []))
+        control = document.get("control", {})
+        self.control.quotas.update(control.get("quotas", {}))
+        self.control.unregistered = set(control.get("unregistered", []))
+        self.control.throttling = bool(control.get("throttling", False))
+        if self.azurite is not None:
+            for r in self.engine.store.all():
+                if r.type.lower() == "microsoft.storage/storageaccounts" and r.state.get("keys"):
+                    self.azurite.add_account(r.name, r.state["keys"][0])
+
+    async def _save_loop(self) -> None:
+        while True:
+            await asyncio.sleep(2)
+            try:
+                self.save()
+            except OSError as exc:
+                log.warning("could not save the sandbox state: %s", exc)
+
+
+def _bound_port(site: web.TCPSite) -> int:
+    server: Any = site._server  # aiohttp keeps the asyncio server here; port 0 needs the real one
+    sockets = getattr(server, "sockets", None) or []
+    return int(sockets[0].getsockname()[1]) if sockets else 0
+
+
+def export_lines(env: dict[str, str]) -> str:
+    import shlex
+
+    return "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items())
+
+
+def write_env_file(path: Path, env: dict[str, str]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(export_lines(env))
+    os.replace(tmp, path)

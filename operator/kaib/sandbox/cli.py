@@ -1,0 +1,54 @@
+"""`kaib sandbox`: run the local Azure in the foreground until SIGTERM/SIGINT.
+
+Prints the client environment as `export` lines once it is ready (and writes them to --env-file,
+atomically, so a parent process can wait for the file). Everything it started stops with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from . import config as cfg
+from .app import Options, Sandbox, export_lines, write_env_file
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="YAML/JSON file: latency, quotas, faults, policies...")
+    parser.add_argument("--state", type=Path, help="persist resources (and Azurite blobs) in this file")
+    parser.add_argument("--port", type=int, default=0, help="HTTPS port on 127.0.0.1 (default: a free one)")
+    parser.add_argument("--env-file", type=Path, help="also write the export lines here once ready")
+    parser.add_argument("--latency-scale", type=float, help="multiply every modelled latency (0: off)")
+    parser.add_argument("--no-azurite", action="store_true", help="do not start Azurite (no blob data plane)")
+
+
+def main(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    config = cfg.load_file(args.config) if args.config else {}
+    options = Options(port=args.port, config=config, state_file=args.state, latency_scale=args.latency_scale,
+                      with_azurite=not args.no_azurite)  # fmt: skip
+    return asyncio.run(_run(options, args.env_file))
+
+
+async def _run(options: Options, env_file: Path | None) -> int:
+    sandbox = Sandbox(options)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await sandbox.start()
+        sys.stdout.write(export_lines(sandbox.env))
+        sys.stdout.flush()
+        if env_file is not None:
+            write_env_file(env_file, sandbox.env)
+        await stop.wait()
+    finally:
+        await sandbox.stop()
+        if env_file is not None:
+            env_file.unlink(missing_ok=True)
+    return 0

@@ -1,0 +1,251 @@
+"""Microsoft.ContainerInstance/containerGroups: provisioning, then a run through the hooks (modelled by
+default), instance view with per-container state and exit code, logs; start, stop, restart."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from typing import TYPE_CHECKING, Any
+
+from .. import addresses
+from ..errors import ArmError
+from ..hooks import ContainerRun, ContainerSpec
+from ..registry import ActionResult, Ref, TypeSpec
+from .common import subnet_of, taken_ips
+from .network import is_delegated_to_aci
+
+if TYPE_CHECKING:
+    from ..engine import Engine
+    from ..store import Resource
+
+CG = "Microsoft.ContainerInstance/containerGroups"
+RUNS = "container_runs"  # engine.extensions key: group key -> (ContainerRun, task)
+
+
+def _validate(engine: Engine, group: Resource, existing: Resource | None) -> None:
+    p = group.props
+    containers = p.get("containers") or []
+    if not containers:
+        raise ArmError(
+            400, "ContainerGroupContainersEmpty", "The container group must have at least one container."
+        )
+    for c in containers:
+        cp = c.get("properties") or {}
+        if not c.get("name") or not cp.get("image"):
+            raise ArmError(400, "InvalidContainerDefinition", "Each container needs a name and an image.")
+        requests = (cp.get("resources") or {}).get("requests") or {}
+        if not requests.get("cpu") or not requests.get("memoryInGB"):
+            raise ArmError(400, "InvalidContainerResourceRequests",
+                           f"Container '{c['name']}' needs resources.requests.cpu and memoryInGB.")  # fmt: skip
+    if not p.get("osType"):
+        raise ArmError(400, "InvalidOsType", "The container group's osType is required.")
+    for subnet_ref in p.get("subnetIds") or []:
+        subnet = engine.store.get(subnet_ref.get("id", ""))
+        if subnet is not None and not is_delegated_to_aci(subnet):
+            raise ArmError(400, "SubnetNotDelegated",
+                           f"The subnet '{subnet.id}' is not delegated to 'Microsoft.ContainerInstance/"
+                           "containerGroups'. Delegate the subnet to deploy a container group into it.")  # fmt: skip
+    ip = p.get("ipAddress") or {}
+    if str(ip.get("type", "")).lower() == "private" and not p.get("subnetIds"):
+        raise ArmError(400, "PrivateIPAddressNotSupported", "A private IP address needs subnetIds.")
+    if existing is not None and engine.extensions.get(RUNS, {}).get(existing.key):
+        run, task = engine.extensions[RUNS][existing.key]
+        if not task.done() and _spec_changed(existing, group):
+            raise ArmError(409, "ContainerGroupUpdateNotAllowed",
+                           "Container group properties other than tags cannot be updated while it runs.")  # fmt: skip
+
+
+def _spec_changed(old: Resource, new: Resource) -> bool:
+    return bool(_strip(old.props.get("containers")) != _strip(new.props.get("containers")))
+
+
+def _strip(containers: Any) -> Any:
+    out = []
+    for c in containers or []:
+        cp = dict(c.get("properties") or {})
+        cp.pop("instanceView", None)
+        cp["environmentVariables"] = [e.get("name") for e in cp.get("environmentVariables") or []]
+        out.append((c.get("name"), cp.get("image"), str(cp.get("command")), str(cp["environmentVariables"])))
+    return out
+
+
+def _synthesize(engine: Engine, group: Resource, existing: Resource | None) -> None:
+    secure: dict[str, dict[str, str]] = dict(existing.state.get("secure_env", {})) if existing else {}
+    for c in group.props.get("containers") or []:
+        cp = c.setdefault("properties", {})
+        cp.pop("instanceView", None)
+        env = cp.get("environmentVariables") or []
+        mine = {}
+        for e in env:
+            if e.get("secureValue") is not None:
+                mine[e["name"]] = str(e.pop("secureValue"))  # kept privately, never returned
+        if mine or c["name"] not in secure:
+            secure[c["name"]] = {**secure.get(c["name"], {}), **mine} if existing else mine
+    group.state["secure_env"] = secure
+    group.props.setdefault("restartPolicy", "Always")
+    group.props.setdefault("sku", "Standard")
+    ip = group.props.get("ipAddress")
+    subnets = group.props.get("subnetIds") or []
+    if ip is not None and str(ip.get("type", "")).lower() == "private" and subnets:
+        kept = existing.state.get("private_ip") if existing else None
+        subnet = subnet_of(engine, subnets[0]["id"])
+        prefixes = addresses.subnet_prefixes(subnet.props)
+        if prefixes:
+            taken = taken_ips(engine, subnet.id, group.key)
+            address = (
+                kept if kept and kept not in taken else addresses.allocate(prefixes[0], taken, subnet.id)
+            )
+            ip["ip"] = address
+            group.state["private_ip"] = address
+            group.state["private_ip_subnet"] = subnet.id
+
+
+def _render(engine: Engine, group: Resource, body: dict[str, Any], listing: bool, expand: str) -> None:
+    entry = engine.extensions.get(RUNS, {}).get(group.key)
+    run: ContainerRun | None = entry[0] if entry else None
+    stopped = group.state.get("stopped", False)
+    containers = []
+    states = []
+    for c in group.props.get("containers") or []:
+        c = {**c, "properties": dict(c.get("properties") or {})}
+        name = c["name"]
+        if run is not None and name in run.exit_codes:
+            code = run.exit_codes[name]
+            current = {"state": "Terminated", "exitCode": code, "startTime": _iso(run.started.get(name)),
+                       "finishTime": _iso(run.finished_at.get(name)),
+                       "detailStatus": "Completed" if code == 0 else "Error"}  # fmt: skip
+        elif run is not None and name in run.started and not stopped:
+            current = {"state": "Running", "startTime": _iso(run.started[name]), "detailStatus": ""}
+        elif stopped:
+            current = {"state": "Terminated", "exitCode": run.exit_codes.get(name, 137) if run else 137,
+                       "detailStatus": "Killed"}  # fmt: skip
+        else:
+            current = {"state": "Waiting", "detailStatus": "ContainerCreating"}
+        states.append(current)
+        if not listing:
+            c["properties"]["instanceView"] = {"restartCount": 0, "currentState": current, "events": []}
+        containers.append(c)
+    body["properties"]["containers"] = containers
+    if listing:
+        return
+    if stopped:
+        group_state = "Stopped"
+    elif states and all(s["state"] == "Terminated" for s in states):
+        group_state = "Succeeded" if all(s.get("exitCode") == 0 for s in states) else "Failed"
+    elif any(s["state"] == "Running" for s in states):
+        group_state = "Running"
+    else:
+        group_state = "Pending"
+    body["properties"]["instanceView"] = {"state": group_state, "events": []}
+
+
+def _start_run(engine: Engine, group: Resource) -> None:
+    runs: dict[str, Any] = engine.extensions.setdefault(RUNS, {})
+    old = runs.pop(group.key, None)
+    if old is not None:
+        old[1].cancel()
+    secure = group.state.get("secure_env", {})
+    specs = []
+    for c in group.props.get("containers") or []:
+        cp = c.get("properties") or {}
+        env = {
+            e["name"]: str(e.get("value", "")) for e in cp.get("environmentVariables") or [] if "name" in e
+        }
+        env.update(secure.get(c["name"], {}))
+        specs.append(ContainerSpec(c["name"], cp.get("image", ""), list(cp.get("command") or []), env))
+    outcome = engine.control.outcome_for(group.name)
+    seconds = outcome.seconds * engine.latency.scale if outcome.seconds is not None else None
+    run = ContainerRun(
+        group=engine.view(group), containers=specs, private_ip=group.state.get("private_ip"),
+        subnet_ids=[s.get("id", "") for s in group.props.get("subnetIds") or []], outcome=outcome,
+        run_seconds=seconds if seconds is not None else engine.latency.seconds(CG, "run"),
+    )  # fmt: skip
+    group.state["stopped"] = False
+
+    async def execute() -> None:
+        try:
+            await engine.hooks.run_container_group(run)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            for c in run.containers:
+                if c.name not in run.exit_codes:
+                    run.log(c.name, f"sandbox: the container could not run: {exc}\n")
+                    run.finished(c.name, 1)
+
+    runs[group.key] = (run, engine.spawn(execute()))
+
+
+async def _ready(engine: Engine, group: Resource) -> None:
+    entry = engine.extensions.get(RUNS, {}).get(group.key)
+    if entry is None or entry[1].done() or _spec_changed_since(entry[0], group):
+        _start_run(engine, group)
+
+
+def _spec_changed_since(run: ContainerRun, group: Resource) -> bool:
+    return [c.image for c in run.containers] != [
+        (c.get("properties") or {}).get("image") for c in group.props.get("containers") or []
+    ]
+
+
+async def _deleted(engine: Engine, group: Resource) -> None:
+    entry = engine.extensions.get(RUNS, {}).pop(group.key, None)
+    if entry is not None:
+        entry[1].cancel()
+    await engine.hooks.container_group_deleted(engine.view(group))
+
+
+def _quota(engine: Engine, group: Resource) -> list[tuple[str, str, int]]:
+    cpu = sum(
+        float((((c.get("properties") or {}).get("resources") or {}).get("requests") or {}).get("cpu", 1))
+        for c in group.props.get("containers") or []
+    )
+    return [("aci", "ContainerGroups", 1), ("aci", "StandardCores", math.ceil(cpu))]
+
+
+def _logs(engine: Engine, group: Resource, body: dict[str, Any], query: dict[str, str]) -> ActionResult:
+    container = query.get("_rest", "").split("/")[1] if "/" in query.get("_rest", "") else ""
+    names = [c.get("name") for c in group.props.get("containers") or []]
+    if container not in names:
+        raise ArmError(
+            404, "ContainerNotFound", f"The container '{container}' was not found in group '{group.name}'."
+        )
+    entry = engine.extensions.get(RUNS, {}).get(group.key)
+    text = entry[0].log_text(container) if entry else ""
+    tail = query.get("tail")
+    if tail and tail.isdigit():
+        lines = text.splitlines(keepends=True)
+        text = "".join(lines[-int(tail) :]) if int(tail) else ""
+    return ActionResult(200, {"content": text})
+
+
+def _stop(engine: Engine, group: Resource, body: dict[str, Any], query: dict[str, str]) -> ActionResult:
+    entry = engine.extensions.get(RUNS, {}).get(group.key)
+    if entry is not None:
+        entry[1].cancel()
+    group.state["stopped"] = True
+    return ActionResult(204, None)
+
+
+def _start(engine: Engine, group: Resource, body: dict[str, Any], query: dict[str, str]) -> ActionResult:
+    async def work() -> Any:
+        _start_run(engine, group)
+        return None
+
+    return ActionResult(work=work, latency_op="put")
+
+
+SPECS = [
+    TypeSpec(CG, initial_state="Pending", validate=_validate, synthesize=_synthesize, render=_render,
+             on_ready=_ready, on_delete=_deleted, quota=_quota,
+             refs=(Ref("properties.subnetIds[].id"),),
+             actions={"containers/*/logs": ("GET", _logs), "stop": ("POST", _stop),
+                      "start": ("POST", _start), "restart": ("POST", _start)}),
+]  # fmt: skip
+
+
+def _iso(t: float | None) -> str | None:
+    if t is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + "Z"
