@@ -28,6 +28,17 @@ def test_ssh_from_client_namespace_with_key_only(sandbox_runtime: RuntimeKit) ->
     assert "Permission denied (publickey)" in refused.stderr
 
 
+def test_platform_image_hides_the_hosts_private_parts(sandbox_runtime: RuntimeKit) -> None:
+    net = sandbox_runtime.network()
+    key = sandbox_runtime.ssh_key()
+    vm = sandbox_runtime.vm(net, "vm", "10.60.1.4", key)
+    client = sandbox_runtime.client(net, "aci", "10.60.2.4")
+    look = "ls -A /home; sudo ls -A /root | wc -l; ls /etc/ssh/ | grep -c host_; test -e /work || echo no-work"
+    result = sandbox_runtime.ssh(client, vm.ip, key, look)
+    assert result.stdout.split() == ["azureuser", "0", "2", "no-work"], result.stderr  # our key pair only
+    assert Path("/work").exists() and any(Path("/etc/ssh").glob("ssh_host_*"))  # the host still has them
+
+
 def test_customizers_never_touch_the_host(sandbox_runtime: RuntimeKit) -> None:
     net = sandbox_runtime.network()
     key = sandbox_runtime.ssh_key()
