@@ -33,7 +33,7 @@ def test_platform_image_hides_the_hosts_private_parts(sandbox_runtime: RuntimeKi
     key = sandbox_runtime.ssh_key()
     vm = sandbox_runtime.vm(net, "vm", "10.60.1.4", key)
     client = sandbox_runtime.client(net, "aci", "10.60.2.4")
-    look = "ls -A /home; sudo ls -A /root | wc -l; ls /etc/ssh/ | grep -c host_; test -e /work || echo no-work"
+    look = "ls -A /home; sudo ls -A /root | wc -l; ls /etc/ssh | grep -c host_; test -e /work || echo no-work"
     result = sandbox_runtime.ssh(client, vm.ip, key, look)
     assert result.stdout.split() == ["azureuser", "0", "2", "no-work"], result.stderr  # our key pair only
     assert Path("/work").exists() and any(Path("/etc/ssh").glob("ssh_host_*"))  # the host still has them
