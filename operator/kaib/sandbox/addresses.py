@@ -37,8 +37,11 @@ def check_static(prefix: str, address: str, taken: Iterable[str], subnet_id: str
     except ValueError:
         raise ArmError(400, "InvalidPrivateIPAddress", f"'{address}' is not a valid IP address.") from None
     if ip not in network:
-        raise ArmError(400, "PrivateIPAddressNotInSubnet",
-                       f"IP address {address} does not belong to subnet {subnet_id} ({prefix}).")  # fmt: skip
+        raise ArmError(
+            400,
+            "PrivateIPAddressNotInSubnet",
+            f"IP address {address} does not belong to subnet {subnet_id} ({prefix}).",
+        )
     if address in set(taken):
         raise ArmError(
             400, "PrivateIPAddressInUse", f"IP address {address} is already in use in subnet {subnet_id}."

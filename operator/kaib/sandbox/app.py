@@ -86,8 +86,9 @@ class Sandbox:
         server = ArmServer(self.engine, Tokens(secret_file.read_bytes()), self.client_id, self.reset)
         self.runner = web.AppRunner(server.app(), access_log=None)
         await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", self.options.port, ssl_context=tls.server_context(),
-                           reuse_address=True)  # fmt: skip
+        site = web.TCPSite(
+            self.runner, "127.0.0.1", self.options.port, ssl_context=tls.server_context(), reuse_address=True
+        )
         await site.start()
         self.port = _bound_port(site) or self.options.port
         self.engine.base_url = f"https://127.0.0.1:{self.port}"
@@ -141,9 +142,13 @@ class Sandbox:
             return
         document = {
             "resources": self.engine.store.dump(),
-            "control": {"quotas": self.control.quotas, "unregistered": sorted(self.control.unregistered),
-                        "throttling": self.control.throttling, "latencyScale": self.latency.scale},
-        }  # fmt: skip
+            "control": {
+                "quotas": self.control.quotas,
+                "unregistered": sorted(self.control.unregistered),
+                "throttling": self.control.throttling,
+                "latencyScale": self.latency.scale,
+            },
+        }
         save_json(self.options.state_file, json.loads(json.dumps(document, default=str)))
 
     def _restore(self) -> None:

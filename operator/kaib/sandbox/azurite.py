@@ -107,15 +107,30 @@ class Azurite:
         }
         _write_accounts(workdir, location, accounts)
         cmd = [
-            node, "--require", str(workdir / "preload.js"), str(main_js),
-            "--blobHost", HOST, "--blobPort", str(port), *storage,
-            "--skipApiVersionCheck", "--disableTelemetry", "--silent", "--loose",
-        ]  # fmt: skip
+            node,
+            "--require",
+            str(workdir / "preload.js"),
+            str(main_js),
+            "--blobHost",
+            HOST,
+            "--blobPort",
+            str(port),
+            *storage,
+            "--skipApiVersionCheck",
+            "--disableTelemetry",
+            "--silent",
+            "--loose",
+        ]
         with open(workdir / "azurite.log", "wb") as log:
             process = subprocess.Popen(
-                cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True, preexec_fn=_die_with_parent,
-            )  # fmt: skip
+                cmd,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
         self_ = cls(port=port, process=process, workdir=workdir, location=location, accounts=accounts)
         try:
             self_._wait_ready(timeout)

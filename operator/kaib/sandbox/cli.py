@@ -29,8 +29,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     config = cfg.load_file(args.config) if args.config else {}
-    options = Options(port=args.port, config=config, state_file=args.state, latency_scale=args.latency_scale,
-                      with_azurite=not args.no_azurite)  # fmt: skip
+    options = Options(
+        port=args.port,
+        config=config,
+        state_file=args.state,
+        latency_scale=args.latency_scale,
+        with_azurite=not args.no_azurite,
+    )
     return asyncio.run(_run(options, args.env_file))
 
 

@@ -8,7 +8,8 @@ latency: {scale: 1.0, seconds: {"Microsoft.Compute/virtualMachines:put": 30}}
 quotas: {compute: {cores: 10}, aci: {ContainerGroups: 5}}
 providers: {Microsoft.ContainerInstance: NotRegistered}
 policies: [{type: "Microsoft.Network/publicIPAddresses", message: "No public IPs"}]
-faults: [{status: 429, code: TooManyRequests, method: PUT, type: "Microsoft.Network/*", count: 1, retryAfter: 1}]
+faults: [{status: 429, code: TooManyRequests, method: PUT, type: "Microsoft.Network/*", count: 1,
+          retryAfter: 1}]
 throttling: false
 ownerTagPrefix: kaib
 outcomes: [{name: "*", exitCode: 0, logs: "...", seconds: 5, result: {...}}]
@@ -56,8 +57,12 @@ def fault_from(body: dict[str, Any]) -> FaultRule:
 def policy_from(body: dict[str, Any]) -> PolicyRule:
     if not body.get("type"):
         raise ArmError(400, "InvalidPolicyRule", "A policy rule needs a resource type (glob).")
-    return PolicyRule(str(body["type"]), body.get("location"), str(body.get("message", "Resource was disallowed "
-                      "by policy.")), str(body.get("name", "sandbox-deny")))  # fmt: skip
+    return PolicyRule(
+        str(body["type"]),
+        body.get("location"),
+        str(body.get("message", "Resource was disallowed by policy.")),
+        str(body.get("name", "sandbox-deny")),
+    )
 
 
 def outcome_from(body: dict[str, Any]) -> tuple[str, Outcome]:

@@ -87,10 +87,17 @@ class Bucket:
 
 # Defaults as a fresh pay-as-you-go subscription shows them (per location).
 DEFAULT_QUOTAS: dict[str, dict[str, int]] = {
-    "compute": {"cores": 100, "virtualMachines": 25000, "standardDSv3Family": 100, "standardDSv5Family": 100,
-                "standardDv5Family": 100, "standardBSFamily": 100, "standardDSv2Family": 100},
+    "compute": {
+        "cores": 100,
+        "virtualMachines": 25000,
+        "standardDSv3Family": 100,
+        "standardDSv5Family": 100,
+        "standardDv5Family": 100,
+        "standardBSFamily": 100,
+        "standardDSv2Family": 100,
+    },
     "aci": {"ContainerGroups": 100, "StandardCores": 100},
-}  # fmt: skip
+}
 
 
 @dataclass

@@ -194,9 +194,11 @@ class Engine:
         dropped = self._dropped_children(spec, resource, children)
         seconds = self.latency.seconds(spec.type, "put") if spec.lro else 0.0
         fault = self.control.fault_for("PUT", spec.type, resource.name, in_operation=True)
-        state = "Succeeded" if seconds <= 0 and fault is None else (
-            spec.initial_state if existing is None else "Updating"
-        )  # fmt: skip
+        state = (
+            "Succeeded"
+            if seconds <= 0 and fault is None
+            else (spec.initial_state if existing is None else "Updating")
+        )
         for r in [resource] + [c for _, c, _ in children]:
             r.props["provisioningState"] = state
         self._store(spec, resource)
@@ -238,9 +240,12 @@ class Engine:
         parent = self.store.get(parent_key)
         if parent is None:
             parent_id = resource_id.rsplit("/", 2)[0]
-            raise ArmError(404, "ParentResourceNotFound",
-                           f"Can not perform requested operation on nested resource. Parent resource "
-                           f"'{ids.name_of(parent_id)}' not found.")  # fmt: skip
+            raise ArmError(
+                404,
+                "ParentResourceNotFound",
+                f"Can not perform requested operation on nested resource. Parent resource "
+                f"'{ids.name_of(parent_id)}' not found.",
+            )
         return parent
 
     def _prepare(
@@ -271,17 +276,23 @@ class Engine:
                         400, "LocationRequired", "The location property is required for this definition."
                     )
             if parent is not None and parent.location and _loc(new_body["location"]) != _loc(parent.location):
-                raise ArmError(400, "InvalidResourceLocation",
-                               f"The resource '{new_body['name']}' must be in the location of its parent "
-                               f"'{parent.name}' ('{parent.location}'), not '{new_body['location']}'.")  # fmt: skip
+                raise ArmError(
+                    400,
+                    "InvalidResourceLocation",
+                    f"The resource '{new_body['name']}' must be in the location of its parent "
+                    f"'{parent.name}' ('{parent.location}'), not '{new_body['location']}'.",
+                )
             if (
                 existing is not None
                 and existing.location
                 and _loc(existing.location) != _loc(new_body["location"])
             ):
-                raise ArmError(400, "InvalidResourceLocation",
-                               f"The resource '{existing.name}' already exists in location '{existing.location}'; "
-                               f"a resource with the same name cannot be created in '{new_body['location']}'.")  # fmt: skip
+                raise ArmError(
+                    400,
+                    "InvalidResourceLocation",
+                    f"The resource '{existing.name}' already exists in location '{existing.location}'; "
+                    f"a resource with the same name cannot be created in '{new_body['location']}'.",
+                )
         else:
             new_body.pop("location", None)
         embedded_bodies = {p: new_body["properties"].pop(p, None) for p in spec.embedded}
@@ -322,8 +333,14 @@ class Engine:
                     raise ArmError(400, "InvalidRequestFormat", f"Each item of '{prop}' needs a name.")
                 child_id = f"{rid}/{child_type.rsplit('/', 1)[-1]}/{name}"
                 child_existing = self.store.get(child_id)
-                child, _ = self._prepare(child_spec, child_id, {k: v for k, v in item.items() if k != "id"},
-                                         child_existing, resource, group)  # fmt: skip
+                child, _ = self._prepare(
+                    child_spec,
+                    child_id,
+                    {k: v for k, v in item.items() if k != "id"},
+                    child_existing,
+                    resource,
+                    group,
+                )
                 children.append((child_spec, child, child_existing))
 
     def _check_refs(self, spec: TypeSpec, resource: Resource, parent: Resource | None) -> None:
@@ -338,16 +355,22 @@ class Engine:
         if target is None:
             if not ref.must_exist:
                 return None
-            raise ArmError(400, "InvalidResourceReference",
-                           f"Resource {target_id} referenced by resource {resource.id} was not found. "
-                           "Please make sure that the referenced resource exists, and that both resources "
-                           "are in the same region.")  # fmt: skip
+            raise ArmError(
+                400,
+                "InvalidResourceReference",
+                f"Resource {target_id} referenced by resource {resource.id} was not found. "
+                "Please make sure that the referenced resource exists, and that both resources "
+                "are in the same region.",
+            )
         target_location = self._location_of(target)
         if ref.same_location and location and target_location and _loc(location) != _loc(target_location):
-            raise ArmError(400, "InvalidResourceReference",
-                           f"Resource {target_id} referenced by resource {resource.id} is in location "
-                           f"'{target_location}', not '{location}'. Referenced resources must be in the same "
-                           "region.")  # fmt: skip
+            raise ArmError(
+                400,
+                "InvalidResourceReference",
+                f"Resource {target_id} referenced by resource {resource.id} is in location "
+                f"'{target_location}', not '{location}'. Referenced resources must be in the same "
+                "region.",
+            )
         return target
 
     def _location_of(self, resource: Resource | None) -> str | None:
@@ -479,9 +502,12 @@ class Engine:
                 ):
                     code = "NicInUseWithPrivateEndpoint"
                 names = ", ".join(u.id for u in users[:5])
-                raise ArmError(status, code,
-                               f"{victim.type.rsplit('/', 1)[-1]} {victim.id} is in use by {names} and cannot "
-                               "be deleted. In order to delete it, remove all resources that use it.")  # fmt: skip
+                raise ArmError(
+                    status,
+                    code,
+                    f"{victim.type.rsplit('/', 1)[-1]} {victim.id} is in use by {names} and cannot "
+                    "be deleted. In order to delete it, remove all resources that use it.",
+                )
 
     async def _delete_now(self, victims: list[Resource]) -> None:
         for victim in victims:
@@ -510,8 +536,11 @@ class Engine:
                 handler = fn
                 break
         if handler is None:
-            raise ArmError(404 if method == "GET" else 400, "InvalidResourceType" if method == "GET" else "InvalidAction",
-                           f"The resource type or action '{rest}' of '{spec.type}' is not supported by the sandbox.")  # fmt: skip
+            raise ArmError(
+                404 if method == "GET" else 400,
+                "InvalidResourceType" if method == "GET" else "InvalidAction",
+                f"The resource type or action '{rest}' of '{spec.type}' is not supported by the sandbox.",
+            )
         if resource is None:
             self.require_group(_sub_of(resource_id), ids.group_of(resource_id) or "")
             raise not_found(spec.type, ids.name_of(resource_id), ids.group_of(resource_id) or "")
@@ -545,8 +574,14 @@ class Engine:
         now = time.time()
         spec = self.registry.get(resource.type)
         namespace = spec.namespace if spec else "Microsoft.Resources"
-        op = Operation(str(uuid.uuid4()), namespace, _loc(self._location_of(resource) or "global"),
-                       resource.id, now, now + seconds)  # fmt: skip
+        op = Operation(
+            str(uuid.uuid4()),
+            namespace,
+            _loc(self._location_of(resource) or "global"),
+            resource.id,
+            now,
+            now + seconds,
+        )
 
         async def run() -> None:
             try:
@@ -608,8 +643,12 @@ class Engine:
         op = self.operations.get(op_id)
         if op is None:
             raise ArmError(404, "OperationNotFound", f"The operation '{op_id}' was not found.")
-        body: dict[str, Any] = {"id": op.id, "name": op.id, "status": op.status,
-                                "startTime": _iso(op.started)}  # fmt: skip
+        body: dict[str, Any] = {
+            "id": op.id,
+            "name": op.id,
+            "status": op.status,
+            "startTime": _iso(op.started),
+        }
         if op.status != "InProgress":
             body["endTime"] = _iso(op.ends)
         if op.error is not None:
@@ -639,19 +678,31 @@ class Engine:
         if not location:
             raise ArmError(400, "LocationRequired", "The location property is required for this definition.")
         if existing is not None and _loc(existing.location or "") != _loc(location):
-            raise ArmError(409, "InvalidResourceGroupLocation",
-                           f"Invalid resource group location '{location}'. The Resource group already exists in "
-                           f"location '{existing.location}'.")  # fmt: skip
+            raise ArmError(
+                409,
+                "InvalidResourceGroupLocation",
+                f"Invalid resource group location '{location}'. The Resource group already exists in "
+                f"location '{existing.location}'.",
+            )
         if existing is not None and existing.provisioning_state == "Deleting":
-            raise ArmError(409, "ResourceGroupBeingDeleted",
-                           f"The resource group '{name}' is in deprovisioning state and cannot perform this operation.")  # fmt: skip
+            raise ArmError(
+                409,
+                "ResourceGroupBeingDeleted",
+                f"The resource group '{name}' is in deprovisioning state and cannot perform this operation.",
+            )
         self.control.check_policy(GROUP_TYPE, location, gid)
         group = Resource(
-            existing.id if existing else gid, GROUP_TYPE,
-            {"id": existing.id if existing else gid, "name": existing.name if existing else name,
-             "type": GROUP_TYPE, "location": location, "tags": body.get("tags") or {},
-             "properties": {"provisioningState": "Succeeded"}},
-        )  # fmt: skip
+            existing.id if existing else gid,
+            GROUP_TYPE,
+            {
+                "id": existing.id if existing else gid,
+                "name": existing.name if existing else name,
+                "type": GROUP_TYPE,
+                "location": location,
+                "tags": body.get("tags") or {},
+                "properties": {"provisioningState": "Succeeded"},
+            },
+        )
         if body.get("managedBy"):
             group.body["managedBy"] = body["managedBy"]
         self.store.put(group)
@@ -668,8 +719,14 @@ class Engine:
         if group.provisioning_state == "Deleting":
             op = self.operations.get(group.state.get("_delete_op", ""))
             if op is not None:
-                return Answer(202, None, {"Location": self.operation_headers(op, api_version, True)["Location"],
-                                          **self.retry_hint(op)})  # fmt: skip
+                return Answer(
+                    202,
+                    None,
+                    {
+                        "Location": self.operation_headers(op, api_version, True)["Location"],
+                        **self.retry_hint(op),
+                    },
+                )
         members = self.store.in_group(subscription, name)
         fault = self.control.fault_for("DELETE", GROUP_TYPE, name, in_operation=True)
         group.props["provisioningState"] = "Deleting"
@@ -691,8 +748,11 @@ class Engine:
 
         op = self.start_operation(group, seconds, finish, failed)
         group.state["_delete_op"] = op.id
-        return Answer(202, None, {"Location": self.operation_headers(op, api_version, True)["Location"],
-                                  **self.retry_hint(op)})  # fmt: skip
+        return Answer(
+            202,
+            None,
+            {"Location": self.operation_headers(op, api_version, True)["Location"], **self.retry_hint(op)},
+        )
 
     def list_groups(self, subscription: str) -> Answer:
         prefix = f"/subscriptions/{subscription}/resourcegroups/".lower()
@@ -711,8 +771,11 @@ class Engine:
         ]
         items = []
         for r in found:
-            item: dict[str, Any] = {k: r.body[k] for k in ("id", "name", "type", "location", "tags", "kind", "sku", "managedBy",
-                                           "identity") if k in r.body}  # fmt: skip
+            item: dict[str, Any] = {
+                k: r.body[k]
+                for k in ("id", "name", "type", "location", "tags", "kind", "sku", "managedBy", "identity")
+                if k in r.body
+            }
             item["provisioningState"] = r.provisioning_state
             items.append(item)
         return Answer(200, {"value": items})
@@ -733,8 +796,8 @@ class Engine:
             self.store.put(r)
         for r in loaded:
             state = r.provisioning_state
-            if state in TRANSITIONAL:
-                r.props["provisioningState"] = "Succeeded" if state != "Deleting" else "Succeeded"
+            if state in TRANSITIONAL:  # nothing runs across a restart: what was in flight is done
+                r.props["provisioningState"] = "Succeeded"
             spec = self.registry.get(r.type)
             if spec is not None:
                 self._store(spec, r)
@@ -742,15 +805,21 @@ class Engine:
 
 def quota_error(provider: str, name: str, location: str, limit: int, used: int, extra: int) -> ArmError:
     if provider == "aci":
-        return ArmError(409, "ContainerGroupQuotaReached",
-                        f"Resource type 'Microsoft.ContainerInstance/containerGroups' container group quota "
-                        f"'{name}' exceeded in region '{location}'. Limit: '{limit}', Usage: '{used}', "
-                        f"Requested: '{extra}'.")  # fmt: skip
-    return ArmError(409, "OperationNotAllowed",
-                    f"Operation could not be completed as it results in exceeding approved {name} quota. "
-                    f"Additional details - Deployment Model: Resource Manager, Location: {location}, Current Limit: "
-                    f"{limit}, Current Usage: {used}, Additional Required: {extra}, (Minimum) New Limit Required: "
-                    f"{used + extra}. Submit a request for Quota increase at https://aka.ms/ProdportalCRP.")  # fmt: skip
+        return ArmError(
+            409,
+            "ContainerGroupQuotaReached",
+            f"Resource type 'Microsoft.ContainerInstance/containerGroups' container group quota "
+            f"'{name}' exceeded in region '{location}'. Limit: '{limit}', Usage: '{used}', "
+            f"Requested: '{extra}'.",
+        )
+    return ArmError(
+        409,
+        "OperationNotAllowed",
+        f"Operation could not be completed as it results in exceeding approved {name} quota. "
+        f"Additional details - Deployment Model: Resource Manager, Location: {location}, Current Limit: "
+        f"{limit}, Current Usage: {used}, Additional Required: {extra}, (Minimum) New Limit Required: "
+        f"{used + extra}. Submit a request for Quota increase at https://aka.ms/ProdportalCRP.",
+    )
 
 
 async def _quietly(coro: Awaitable[None]) -> None:

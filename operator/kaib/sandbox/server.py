@@ -77,16 +77,32 @@ class ArmServer:
     async def token(self, request: web.Request) -> web.Response:
         form = await request.post()
         if not form.get("client_assertion") and not form.get("client_secret"):
-            return web.json_response({"error": "invalid_client", "error_description": "AADSTS7000216: "
-                                      "'client_assertion' or 'client_secret' is required."}, status=401)  # fmt: skip
+            return web.json_response(
+                {
+                    "error": "invalid_client",
+                    "error_description": "AADSTS7000216: 'client_assertion' or 'client_secret' is required.",
+                },
+                status=401,
+            )
         client = str(form.get("client_id", self.client_id))
-        return web.json_response({"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599,
-                                  "access_token": self.tokens.issue(client)})  # fmt: skip
+        return web.json_response(
+            {
+                "token_type": "Bearer",
+                "expires_in": 3599,
+                "ext_expires_in": 3599,
+                "access_token": self.tokens.issue(client),
+            }
+        )
 
     async def openid(self, request: web.Request) -> web.Response:
         base = f"https://{request.host}/{request.match_info['tenant']}"
-        return web.json_response({"token_endpoint": f"{base}/oauth2/v2.0/token", "issuer": f"{base}/v2.0",
-                                  "authorization_endpoint": f"{base}/oauth2/v2.0/authorize"})  # fmt: skip
+        return web.json_response(
+            {
+                "token_endpoint": f"{base}/oauth2/v2.0/token",
+                "issuer": f"{base}/v2.0",
+                "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
+            }
+        )
 
     # ARM -----------------------------------------------------------------------------------------
     async def arm(self, request: web.Request) -> web.StreamResponse:
@@ -100,13 +116,19 @@ class ArmServer:
         try:
             auth = request.headers.get("Authorization", "")
             if not auth.startswith("Bearer ") or not self.tokens.valid(auth[7:]):
-                raise ArmError(401, "AuthenticationFailed" if not auth else "InvalidAuthenticationToken",
-                               "Authentication failed. The 'Authorization' header is missing or invalid.")  # fmt: skip
+                raise ArmError(
+                    401,
+                    "AuthenticationFailed" if not auth else "InvalidAuthenticationToken",
+                    "Authentication failed. The 'Authorization' header is missing or invalid.",
+                )
             if parsed is None:
                 raise ArmError(404, "NotFound", f"No route for '{path}'.")
             if not GUID.match(parsed.subscription):
-                raise ArmError(400, "InvalidSubscriptionId", f"The provided subscription identifier "
-                               f"'{parsed.subscription}' is malformed or invalid.")  # fmt: skip
+                raise ArmError(
+                    400,
+                    "InvalidSubscriptionId",
+                    f"The provided subscription identifier '{parsed.subscription}' is malformed or invalid.",
+                )
             if request.can_read_body:
                 raw = await request.read()
                 if raw:
@@ -120,9 +142,13 @@ class ArmServer:
             owners = self.control.owners_of(body.get("tags") if isinstance(body, dict) else None)
             wait, remaining = self.control.throttle(parsed.subscription, method not in ("GET", "HEAD"))
             if wait is not None:
-                raise ArmError(429, "TooManyRequests", "The request is being throttled as the limit has been reached "
-                               "for operation type. Retry after the time in the Retry-After header.",
-                               retry_after=max(1, int(wait + 0.999)))  # fmt: skip
+                raise ArmError(
+                    429,
+                    "TooManyRequests",
+                    "The request is being throttled as the limit has been reached "
+                    "for operation type. Retry after the time in the Retry-After header.",
+                    retry_after=max(1, int(wait + 0.999)),
+                )
             fault = self.control.fault_for(method, type_name, name)
             if fault is not None:
                 raise fault
@@ -135,15 +161,19 @@ class ArmServer:
             headers = {}
             if error.retry_after is not None:
                 headers["Retry-After"] = str(int(error.retry_after + 0.999))
-            response = self._respond(Answer(error.status, error.body(), headers), method,
-                                     0 if error.status == 429 else 1000)  # fmt: skip
+            response = self._respond(
+                Answer(error.status, error.body(), headers), method, 0 if error.status == 429 else 1000
+            )
             code = error.code
         elapsed = (time.perf_counter() - started) * 1000
         self.latencies_ms.append(elapsed)
         if len(self.latencies_ms) > 200000:
             del self.latencies_ms[:100000]
-        self.control.record(RequestRecord(time.time(), method, path, type_name, name, response.status, code,
-                                          round(elapsed, 3), owners))  # fmt: skip
+        self.control.record(
+            RequestRecord(
+                time.time(), method, path, type_name, name, response.status, code, round(elapsed, 3), owners
+            )
+        )
         return response
 
     def _describe(self, p: ids.ArmPath) -> tuple[str, str]:
@@ -158,14 +188,21 @@ class ArmServer:
         return p.full_type, p.names[-1] if p.names and len(p.names) == len(p.types) else ""
 
     def _respond(self, answer: Answer, method: str, remaining: int) -> web.Response:
-        headers = {"x-ms-request-id": str(uuid.uuid4()), "x-ms-correlation-request-id": str(uuid.uuid4()),
-                   **answer.headers}  # fmt: skip
+        headers = {
+            "x-ms-request-id": str(uuid.uuid4()),
+            "x-ms-correlation-request-id": str(uuid.uuid4()),
+            **answer.headers,
+        }
         kind = "reads" if method in ("GET", "HEAD") else "writes"
         headers[f"x-ms-ratelimit-remaining-subscription-{kind}"] = str(remaining)
         if answer.body is None or method == "HEAD" or answer.status == 204:
             return web.Response(status=answer.status, headers=headers)
-        return web.Response(status=answer.status, body=json.dumps(answer.body).encode(), headers=headers,
-                            content_type="application/json")  # fmt: skip
+        return web.Response(
+            status=answer.status,
+            body=json.dumps(answer.body).encode(),
+            headers=headers,
+            content_type="application/json",
+        )
 
     async def dispatch(self, request: web.Request, p: ids.ArmPath, method: str, body: Any) -> Answer:
         engine = self.engine
@@ -175,9 +212,16 @@ class ArmServer:
         tail = [x for pair in zip(p.types, [*p.names, ""], strict=False) for x in pair if x]
         if p.namespace is None and p.group is None:
             if not p.types:
-                return Answer(200, {"id": f"/subscriptions/{p.subscription}", "subscriptionId": p.subscription,
-                                    "tenantId": engine.tenant_id, "displayName": "kaib sandbox",
-                                    "state": "Enabled"})  # fmt: skip
+                return Answer(
+                    200,
+                    {
+                        "id": f"/subscriptions/{p.subscription}",
+                        "subscriptionId": p.subscription,
+                        "tenantId": engine.tenant_id,
+                        "displayName": "kaib sandbox",
+                        "state": "Enabled",
+                    },
+                )
             first = p.types[0].lower()
             if first == "resourcegroups" and not p.names:
                 return engine.list_groups(p.subscription)
@@ -201,9 +245,12 @@ class ArmServer:
                 spec = engine.registry.get(p.full_type)
                 if spec is not None:
                     return engine.list_of(p.subscription, p.group, spec.type, None)
-            raise ArmError(400, "InvalidResourceType",
-                           f"The resource type '{p.full_type}' could not be found in the namespace "
-                           f"'{p.namespace}' for api version '{api_version}'.")  # fmt: skip
+            raise ArmError(
+                400,
+                "InvalidResourceType",
+                f"The resource type '{p.full_type}' could not be found in the namespace "
+                f"'{p.namespace}' for api version '{api_version}'.",
+            )
         spec, rid, rest = located
         if not rest:
             if method == "PUT":
@@ -250,11 +297,18 @@ class ArmServer:
 
     def _provider(self, subscription: str, namespace: str) -> dict[str, Any]:
         canonical = next((n for n in KNOWN_PROVIDERS if n.lower() == namespace.lower()), namespace)
-        types = [{"resourceType": s.type.split("/", 1)[1], "locations": [], "apiVersions": []}
-                 for s in self.engine.registry.all() if s.namespace.lower() == canonical.lower()]  # fmt: skip
-        return {"id": f"/subscriptions/{subscription}/providers/{canonical}", "namespace": canonical,
-                "registrationState": self.control.registration_state(canonical),
-                "registrationPolicy": "RegistrationRequired", "resourceTypes": types}  # fmt: skip
+        types = [
+            {"resourceType": s.type.split("/", 1)[1], "locations": [], "apiVersions": []}
+            for s in self.engine.registry.all()
+            if s.namespace.lower() == canonical.lower()
+        ]
+        return {
+            "id": f"/subscriptions/{subscription}/providers/{canonical}",
+            "namespace": canonical,
+            "registrationState": self.control.registration_state(canonical),
+            "registrationPolicy": "RegistrationRequired",
+            "resourceTypes": types,
+        }
 
     async def _subscription_provider(
         self, p: ids.ArmPath, tail: list[str], method: str, body: Any, api_version: str, query: dict[str, str]
@@ -290,8 +344,11 @@ class ArmServer:
             spec = self.engine.registry.get(f"{p.namespace}/{tail[0]}")
             if spec is not None:
                 return self.engine.list_of(p.subscription, None, spec.type, None)
-        raise ArmError(400, "InvalidResourceType", f"The resource type '{p.namespace}/{'/'.join(tail)}' is not "
-                       "served by the sandbox.")  # fmt: skip
+        raise ArmError(
+            400,
+            "InvalidResourceType",
+            f"The resource type '{p.namespace}/{'/'.join(tail)}' is not served by the sandbox.",
+        )
 
     def _usages(self, namespace: str, location: str, subscription: str) -> list[dict[str, Any]]:
         provider = {"microsoft.compute": "compute", "microsoft.containerinstance": "aci"}.get(
@@ -303,8 +360,12 @@ class ArmServer:
         loc = location.replace(" ", "").lower()
         for name, limit in sorted(self.control.quotas.get(provider, {}).items()):
             used = self.engine.usage(provider, name, loc, subscription)
-            item: dict[str, Any] = {"name": {"value": name, "localizedValue": _localized(name)},
-                                    "currentValue": used, "limit": limit, "unit": "Count"}  # fmt: skip
+            item: dict[str, Any] = {
+                "name": {"value": name, "localizedValue": _localized(name)},
+                "currentValue": used,
+                "limit": limit,
+                "unit": "Count",
+            }
             if provider == "aci":
                 item["id"] = (
                     f"/subscriptions/{subscription}/providers/{namespace}/locations/{location}/usages/{name}"
@@ -338,8 +399,12 @@ class ArmServer:
         head = parts[0]
         if head == "health":
             azurite = engine.extensions.get("azurite")
-            return {"ok": True, "resources": len(engine.store), "pid": os.getpid(),
-                    "azurite": {"pid": azurite.process.pid, "port": azurite.port} if azurite else None}  # fmt: skip
+            return {
+                "ok": True,
+                "resources": len(engine.store),
+                "pid": os.getpid(),
+                "azurite": {"pid": azurite.process.pid, "port": azurite.port} if azurite else None,
+            }
         if head == "env":
             return self.env
         if head == "inventory":
@@ -348,9 +413,14 @@ class ArmServer:
             limit = int(query.get("limit", 1000))
             return [vars(r) for r in list(control.log)[-limit:]]
         if head == "counters":
-            return {"requests": [{"method": m, "type": t, "status": s, "count": c}
-                                 for (m, t, s), c in sorted(control.counters.items())],
-                    "byOwner": dict(control.owner_counters), "total": sum(control.counters.values())}  # fmt: skip
+            return {
+                "requests": [
+                    {"method": m, "type": t, "status": s, "count": c}
+                    for (m, t, s), c in sorted(control.counters.items())
+                ],
+                "byOwner": dict(control.owner_counters),
+                "total": sum(control.counters.values()),
+            }
         if head == "stats":
             return _stats(self.latencies_ms)
         if head == "faults":
@@ -409,8 +479,14 @@ class ArmServer:
                 continue
             if tag_key and (tag_key not in r.tags or (tag_value and r.tags[tag_key] != tag_value)):
                 continue
-            item: dict[str, Any] = {"id": r.id, "type": r.type, "name": r.name, "location": r.location,
-                                    "tags": r.tags, "provisioningState": r.provisioning_state}  # fmt: skip
+            item: dict[str, Any] = {
+                "id": r.id,
+                "type": r.type,
+                "name": r.name,
+                "location": r.location,
+                "tags": r.tags,
+                "provisioningState": r.provisioning_state,
+            }
             if "power" in r.state:
                 item["powerState"] = r.state["power"]
             if r.type.lower() == "microsoft.containerinstance/containergroups":
@@ -441,5 +517,10 @@ def _stats(samples: list[float]) -> dict[str, Any]:
     def pct(q: float) -> float:
         return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3)
 
-    return {"count": len(ordered), "p50_ms": pct(0.5), "p90_ms": pct(0.9), "p99_ms": pct(0.99),
-            "max_ms": round(ordered[-1], 3)}  # fmt: skip
+    return {
+        "count": len(ordered),
+        "p50_ms": pct(0.5),
+        "p90_ms": pct(0.9),
+        "p99_ms": pct(0.99),
+        "max_ms": round(ordered[-1], 3),
+    }

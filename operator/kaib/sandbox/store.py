@@ -85,7 +85,7 @@ class Store:
         if parent is not None:
             self._children.setdefault(parent, set()).add(k)
         group = resource.group
-        if group is not None and not resource.type.lower() == "microsoft.resources/resourcegroups":
+        if group is not None and resource.type.lower() != "microsoft.resources/resourcegroups":
             self._in_group.setdefault(ids.key(ids.group_id(_sub(resource.id), group)), set()).add(k)
         self.set_references(resource.id, references)
 

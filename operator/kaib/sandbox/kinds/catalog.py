@@ -67,7 +67,8 @@ def resolve(publisher: str, offer: str, sku: str, version: str) -> tuple[str, st
 
 
 def listing(location: str, parts: list[str]) -> Any:
-    """Answers .../locations/{loc}/publishers[/{p}/artifacttypes/vmimage/offers[/{o}/skus[/{s}/versions[/{v}]]]].
+    """Answers .../locations/{loc}/publishers[/{p}/artifacttypes/vmimage/offers[/{o}/skus[/{s}/versions
+    [/{v}]]]].
 
     `parts` is what follows `publishers`. None when nothing matches (the caller answers 404).
     """
@@ -101,7 +102,11 @@ def listing(location: str, parts: list[str]) -> Any:
     if len(rest) == 2 and rest[0].lower() == "versions" and rest[1] in versions:
         return {
             **item(rest[1], f"{vbase}/{rest[1]}"),
-            "properties": {"osDiskImage": {"operatingSystem": os_type}, "hyperVGeneration": generation,
-                           "architecture": "x64", "dataDiskImages": []},
-        }  # fmt: skip
+            "properties": {
+                "osDiskImage": {"operatingSystem": os_type},
+                "hyperVGeneration": generation,
+                "architecture": "x64",
+                "dataDiskImages": [],
+            },
+        }
     return None

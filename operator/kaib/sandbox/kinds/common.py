@@ -44,9 +44,9 @@ def _ips_in(node: Any, subnet_id: str) -> list[str]:
     found: list[str] = []
     if isinstance(node, dict):
         subnet = node.get("subnet")
-        if isinstance(subnet, dict) and str(subnet.get("id", "")).lower() == subnet_id.lower():
-            if node.get("privateIPAddress"):
-                found.append(str(node["privateIPAddress"]))
+        same = isinstance(subnet, dict) and str(subnet.get("id", "")).lower() == subnet_id.lower()
+        if same and node.get("privateIPAddress"):
+            found.append(str(node["privateIPAddress"]))
         for value in node.values():
             found.extend(_ips_in(value, subnet_id))
     elif isinstance(node, list):

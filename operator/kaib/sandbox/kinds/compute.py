@@ -36,10 +36,11 @@ def _version_key(name: str) -> tuple[int, ...]:
 
 def latest_version(engine: Engine, gallery_image: Resource) -> Resource | None:
     candidates = [
-        v for v in engine.store.children(gallery_image.id, VERSION)
+        v
+        for v in engine.store.children(gallery_image.id, VERSION)
         if not (v.props.get("publishingProfile") or {}).get("excludeFromLatest")
         and v.provisioning_state == "Succeeded"
-    ]  # fmt: skip
+    ]
     return max(candidates, key=lambda v: _version_key(v.name), default=None)
 
 
@@ -58,8 +59,11 @@ def _source_of(engine: Engine, vm: Resource) -> tuple[str, str, Resource | None]
         if source.type.lower() == GALLERY_IMAGE.lower():
             version = latest_version(engine, source)
             if version is None:
-                raise ArmError(404, "GalleryImageNotFound",
-                               f"The gallery image {ref['id']} has no version to use as 'latest'.")  # fmt: skip
+                raise ArmError(
+                    404,
+                    "GalleryImageNotFound",
+                    f"The gallery image {ref['id']} has no version to use as 'latest'.",
+                )
             source = version
         if source.type.lower() == VERSION.lower():
             regions = [
@@ -67,16 +71,22 @@ def _source_of(engine: Engine, vm: Resource) -> tuple[str, str, Resource | None]
                 for r in (source.props.get("publishingProfile") or {}).get("targetRegions") or []
             ]
             if regions and _loc(vm.location) not in {_loc(r) for r in regions}:
-                raise ArmError(400, "InvalidParameter",
-                               f"Gallery image version {source.id} is not replicated to region '{vm.location}'; "
-                               f"its target regions are {regions}.")  # fmt: skip
+                raise ArmError(
+                    400,
+                    "InvalidParameter",
+                    f"Gallery image version {source.id} is not replicated to region '{vm.location}'; "
+                    f"its target regions are {regions}.",
+                )
             image = engine.store.get(source.id.rsplit("/", 2)[0])
             ip = image.props if image else {}
             return ip.get("osType", "Linux"), ip.get("hyperVGeneration", "V1"), source
         if source.type.lower() == IMAGE.lower():
             if _loc(source.location) != _loc(vm.location):
-                raise ArmError(400, "InvalidParameter",
-                               f"Image {source.id} is in '{source.location}', the VM in '{vm.location}'.")  # fmt: skip
+                raise ArmError(
+                    400,
+                    "InvalidParameter",
+                    f"Image {source.id} is in '{source.location}', the VM in '{vm.location}'.",
+                )
             od = (source.props.get("storageProfile") or {}).get("osDisk") or {}
             return od.get("osType", "Linux"), source.props.get("hyperVGeneration", "V1"), source
         raise ArmError(
@@ -87,8 +97,12 @@ def _source_of(engine: Engine, vm: Resource) -> tuple[str, str, Resource | None]
         found = catalog.resolve(ref["publisher"], ref.get("offer", ""), ref.get("sku", ""), wanted)
         if found is None:
             urn = f"{ref.get('publisher')}:{ref.get('offer')}:{ref.get('sku')}:{wanted}"
-            raise ArmError(404, "PlatformImageNotFound", f"The platform image '{urn}' is not available. Verify "
-                           "that all fields in the storage profile are correct.")  # fmt: skip
+            raise ArmError(
+                404,
+                "PlatformImageNotFound",
+                f"The platform image '{urn}' is not available. Verify "
+                "that all fields in the storage profile are correct.",
+            )
         ref["exactVersion"] = found[0]
         return found[1], found[2], None
     if str(os_disk.get("createOption", "")).lower() == "attach":
@@ -96,19 +110,28 @@ def _source_of(engine: Engine, vm: Resource) -> tuple[str, str, Resource | None]
         if disk is None:
             raise ArmError(404, "NotFound", "The OS disk to attach was not found.")
         return disk.props.get("osType", "Linux"), disk.props.get("hyperVGeneration", "V1"), disk
-    raise ArmError(400, "InvalidParameter", "Required parameter 'imageReference' is missing (null).",
-                   target="imageReference")  # fmt: skip
+    raise ArmError(
+        400,
+        "InvalidParameter",
+        "Required parameter 'imageReference' is missing (null).",
+        target="imageReference",
+    )
 
 
 def _validate_vm(engine: Engine, vm: Resource, existing: Resource | None) -> None:
     size = (vm.props.get("hardwareProfile") or {}).get("vmSize")
     if not size:
-        raise ArmError(400, "InvalidParameter", "Required parameter 'hardwareProfile.vmSize' is missing.",
-                       target="vmSize")  # fmt: skip
+        raise ArmError(
+            400,
+            "InvalidParameter",
+            "Required parameter 'hardwareProfile.vmSize' is missing.",
+            target="vmSize",
+        )
     nics = (vm.props.get("networkProfile") or {}).get("networkInterfaces") or []
     if not nics:
-        raise ArmError(400, "InvalidParameter", "At least one network interface is required.",
-                       target="networkProfile")  # fmt: skip
+        raise ArmError(
+            400, "InvalidParameter", "At least one network interface is required.", target="networkProfile"
+        )
     for nic_ref in nics:
         for user in engine.store.referrers(nic_ref.get("id", "")):
             if user.type.lower() == VM.lower() and user.key != vm.key:
@@ -121,17 +144,29 @@ def _validate_vm(engine: Engine, vm: Resource, existing: Resource | None) -> Non
     generalized = source is None or _os_state(source) == "Generalized"
     profile = vm.props.get("osProfile")
     if generalized and not (profile and profile.get("adminUsername")):
-        raise ArmError(400, "InvalidParameter", "Required parameter 'osProfile.adminUsername' is missing (null).",
-                       target="adminUsername")  # fmt: skip
+        raise ArmError(
+            400,
+            "InvalidParameter",
+            "Required parameter 'osProfile.adminUsername' is missing (null).",
+            target="adminUsername",
+        )
     if profile and os_type == "Linux":
         linux = profile.get("linuxConfiguration") or {}
         keys = ((linux.get("ssh") or {}).get("publicKeys")) or []
         if not keys and not profile.get("adminPassword"):
-            raise ArmError(400, "InvalidParameter", "Either an SSH public key or an admin password is required.",
-                           target="linuxConfiguration")  # fmt: skip
+            raise ArmError(
+                400,
+                "InvalidParameter",
+                "Either an SSH public key or an admin password is required.",
+                target="linuxConfiguration",
+            )
     if profile and os_type == "Windows" and not profile.get("adminPassword"):
-        raise ArmError(400, "InvalidParameter", "Required parameter 'adminPassword' is missing (null).",
-                       target="adminPassword")  # fmt: skip
+        raise ArmError(
+            400,
+            "InvalidParameter",
+            "Required parameter 'adminPassword' is missing (null).",
+            target="adminPassword",
+        )
 
 
 def _os_state(source: Resource) -> str:
@@ -178,15 +213,31 @@ def _synthesize_vm(engine: Engine, vm: Resource, existing: Resource | None) -> N
         name = os_disk.get("name") or f"{vm.name}_OsDisk_1_{stable_uuid(vm.id).replace('-', '')}"
         os_disk["name"] = name
         disk_id = f"{vm.id.split('/providers/')[0]}/providers/{DISK}/{name}"
-        disk = StoredResource(disk_id, DISK, {
-            "id": disk_id, "name": name, "type": DISK, "location": vm.location,
-            "managedBy": vm.id, "sku": {"name": managed["storageAccountType"]},
-            "properties": {"osType": os_type, "hyperVGeneration": generation, "diskSizeGB": os_disk["diskSizeGB"],
-                           "creationData": {"createOption": "FromImage",
-                                            "imageReference": {"id": source.id} if source else None},
-                           "provisioningState": "Succeeded", "timeCreated": _now(),
-                           "uniqueId": stable_uuid(disk_id)},
-        }, state={"os_disk_of": vm.id})  # fmt: skip
+        disk = StoredResource(
+            disk_id,
+            DISK,
+            {
+                "id": disk_id,
+                "name": name,
+                "type": DISK,
+                "location": vm.location,
+                "managedBy": vm.id,
+                "sku": {"name": managed["storageAccountType"]},
+                "properties": {
+                    "osType": os_type,
+                    "hyperVGeneration": generation,
+                    "diskSizeGB": os_disk["diskSizeGB"],
+                    "creationData": {
+                        "createOption": "FromImage",
+                        "imageReference": {"id": source.id} if source else None,
+                    },
+                    "provisioningState": "Succeeded",
+                    "timeCreated": _now(),
+                    "uniqueId": stable_uuid(disk_id),
+                },
+            },
+            state={"os_disk_of": vm.id},
+        )
         engine.add_managed(disk)
         managed["id"] = disk_id
     vm.props["timeCreated"] = _now()
@@ -196,22 +247,30 @@ def _instance_view(engine: Engine, vm: Resource) -> dict[str, Any]:
     state = vm.provisioning_state or "Succeeded"
     power = vm.state.get("power", "running")
     statuses = [
-        {"code": f"ProvisioningState/{state.lower()}", "level": "Info", "displayStatus": f"Provisioning {state.lower()}",
-         "time": _now()},
+        {
+            "code": f"ProvisioningState/{state.lower()}",
+            "level": "Info",
+            "displayStatus": f"Provisioning {state.lower()}",
+            "time": _now(),
+        },
         {"code": f"PowerState/{power}", "level": "Info", "displayStatus": f"VM {power}"},
-    ]  # fmt: skip
+    ]
     if vm.state.get("generalized"):
         statuses.append({"code": "OSState/generalized", "level": "Info", "displayStatus": "VM generalized"})
     os_disk = (vm.props.get("storageProfile") or {}).get("osDisk") or {}
     return {
         "computerName": (vm.props.get("osProfile") or {}).get("computerName", vm.name),
-        "osName": "ubuntu" if vm.state.get("os_type", "Linux") == "Linux" else "Windows Server 2022 Datacenter",
+        "osName": "ubuntu"
+        if vm.state.get("os_type", "Linux") == "Linux"
+        else "Windows Server 2022 Datacenter",
         "hyperVGeneration": vm.state.get("generation", "V2"),
-        "vmAgent": {"vmAgentVersion": "2.11.1.12", "statuses": [
-            {"code": "ProvisioningState/succeeded", "level": "Info", "displayStatus": "Ready"}]},
+        "vmAgent": {
+            "vmAgentVersion": "2.11.1.12",
+            "statuses": [{"code": "ProvisioningState/succeeded", "level": "Info", "displayStatus": "Ready"}],
+        },
         "disks": [{"name": os_disk.get("name", ""), "statuses": statuses[:1]}],
         "statuses": statuses,
-    }  # fmt: skip
+    }
 
 
 def _render_vm(engine: Engine, vm: Resource, body: dict[str, Any], listing: bool, expand: str) -> None:
@@ -273,25 +332,47 @@ def _generalize(engine: Engine, vm: Resource, body: dict[str, Any], query: dict[
 
 def _capture(engine: Engine, vm: Resource, body: dict[str, Any], query: dict[str, str]) -> ActionResult:
     if not vm.state.get("generalized"):
-        raise ArmError(409, "OperationNotAllowed",
-                       f"Capture operation cannot be completed because the VM '{vm.name}' is not generalized.")  # fmt: skip
+        raise ArmError(
+            409,
+            "OperationNotAllowed",
+            f"Capture operation cannot be completed because the VM '{vm.name}' is not generalized.",
+        )
     prefix = body.get("vhdPrefix", "capture")
     container = body.get("destinationContainerName", "system")
     uri = f"https://sandbox.blob.core.windows.net/{container}/Microsoft.Compute/Images/{prefix}-osDisk.vhd"
 
     async def work() -> Any:
-        image = ResourceView(f"{vm.id}/capture/{prefix}", f"{VM}/capture", prefix, vm.location, {"vhdUri": uri},
-                             lambda _id: None)  # fmt: skip
+        image = ResourceView(
+            f"{vm.id}/capture/{prefix}",
+            f"{VM}/capture",
+            prefix,
+            vm.location,
+            {"vhdUri": uri},
+            lambda _id: None,
+        )
         await engine.hooks.image_created(image, engine.view(vm))
         return {
             "id": f"{vm.id}/capture",
             "$schema": "https://schema.management.azure.com/schemas/2015-01-01/deploymentTemplate.json#",
             "contentVersion": "1.0.0.0",
             "parameters": {"vmName": {"type": "string"}},
-            "resources": [{"name": "[parameters('vmName')]", "type": VM, "properties": {"storageProfile": {
-                "osDisk": {"osType": vm.state.get("os_type", "Linux"), "name": f"{prefix}-osDisk",
-                           "createOption": "FromImage", "image": {"uri": uri}}}}}],
-        }  # fmt: skip
+            "resources": [
+                {
+                    "name": "[parameters('vmName')]",
+                    "type": VM,
+                    "properties": {
+                        "storageProfile": {
+                            "osDisk": {
+                                "osType": vm.state.get("os_type", "Linux"),
+                                "name": f"{prefix}-osDisk",
+                                "createOption": "FromImage",
+                                "image": {"uri": uri},
+                            }
+                        }
+                    },
+                }
+            ],
+        }
 
     return ActionResult(work=work)
 
@@ -327,9 +408,12 @@ def _validate_image(engine: Engine, image: Resource, existing: Resource | None) 
     if source_id:
         vm = engine.store.get(source_id)
         if vm is not None and not vm.state.get("generalized"):
-            raise ArmError(409, "OperationNotAllowed",
-                           f"The operation 'Create Image' is not allowed on VM '{vm.name}' since the VM is not "
-                           "generalized.")  # fmt: skip
+            raise ArmError(
+                409,
+                "OperationNotAllowed",
+                f"The operation 'Create Image' is not allowed on VM '{vm.name}' since the VM is not "
+                "generalized.",
+            )
     elif not (image.props.get("storageProfile") or {}).get("osDisk"):
         raise ArmError(
             400, "InvalidParameter", "An image needs sourceVirtualMachine or storageProfile.osDisk."
@@ -376,26 +460,36 @@ def _validate_gallery_image(engine: Engine, image: Resource, existing: Resource 
     ident = p.get("identifier") or {}
     missing = [k for k in ("publisher", "offer", "sku") if not ident.get(k)]
     if missing or not p.get("osType") or not p.get("osState"):
-        raise ArmError(400, "InvalidParameter",
-                       "A gallery image needs osType, osState and identifier.publisher/offer/sku.")  # fmt: skip
+        raise ArmError(
+            400,
+            "InvalidParameter",
+            "A gallery image needs osType, osState and identifier.publisher/offer/sku.",
+        )
     p.setdefault("hyperVGeneration", "V1")
 
 
 def _validate_version(engine: Engine, version: Resource, existing: Resource | None) -> None:
     if not re.fullmatch(r"\d+\.\d+\.\d+", version.name):
-        raise ArmError(400, "InvalidParameter",
-                       f"The gallery image version name '{version.name}' is invalid: it must be "
-                       "MajorVersion.MinorVersion.Patch (for example 1.0.0).", target="galleryImageVersionName")  # fmt: skip
+        raise ArmError(
+            400,
+            "InvalidParameter",
+            f"The gallery image version name '{version.name}' is invalid: it must be "
+            "MajorVersion.MinorVersion.Patch (for example 1.0.0).",
+            target="galleryImageVersionName",
+        )
     source = _version_source(version)
     if not source:
         raise ArmError(400, "InvalidParameter", "Required parameter 'storageProfile.source' is missing.")
     target = engine.check_reference(version, Ref("source"), source, version.location)
     image = engine.current(version.id.rsplit("/", 2)[0])
-    if target is not None and image is not None and str(image.props.get("osState")).lower() == "generalized":
-        if _os_state(target) != "Generalized":
-            raise ArmError(409, "OperationNotAllowed",
-                           f"The source {target.id} is not generalized; gallery image "
-                           f"{image.name} expects a generalized image.")  # fmt: skip
+    wants_generalized = image is not None and str(image.props.get("osState")).lower() == "generalized"
+    if target is not None and wants_generalized and _os_state(target) != "Generalized":
+        raise ArmError(
+            409,
+            "OperationNotAllowed",
+            f"The source {target.id} is not generalized; gallery image "
+            f"{ids_name(version)} expects a generalized image.",
+        )
 
 
 def _version_source(version: Resource) -> str | None:
@@ -436,9 +530,16 @@ def _render_version(
     regions = (version.props.get("publishingProfile") or {}).get("targetRegions") or []
     body["properties"]["replicationStatus"] = {
         "aggregatedState": "Completed" if done else "InProgress",
-        "summary": [{"region": r.get("name"), "state": "Completed" if done else "Replicating", "progress": progress,
-                     "details": ""} for r in regions],
-    }  # fmt: skip
+        "summary": [
+            {
+                "region": r.get("name"),
+                "state": "Completed" if done else "Replicating",
+                "progress": progress,
+                "details": "",
+            }
+            for r in regions
+        ],
+    }
 
 
 async def _version_ready(engine: Engine, version: Resource) -> None:
@@ -452,23 +553,57 @@ def _loc(location: str | None) -> str:
 
 
 SPECS = [
-    TypeSpec(VM, validate=_validate_vm, synthesize=_synthesize_vm, render=_render_vm, on_ready=_vm_ready,
-             on_delete=_vm_deleted, cascade=_vm_cascade, quota=_vm_quota,
-             refs=(Ref("properties.networkProfile.networkInterfaces[].id"),
-                   Ref("properties.storageProfile.osDisk.managedDisk.id")),
-             actions={"start": ("POST", _power_action("running", True)),
-                      "restart": ("POST", _power_action("running", True)),
-                      "deallocate": ("POST", _power_action("deallocated", False)),
-                      "poweroff": ("POST", _power_action("stopped", False)),
-                      "generalize": ("POST", _generalize),
-                      "capture": ("POST", _capture),
-                      "instanceview": ("GET", _get_instance_view)}),
-    TypeSpec(DISK, create_status=202, synthesize=_synthesize_disk, render=_render_disk,
-             in_use=(409, "OperationNotAllowed")),
-    TypeSpec(IMAGE, validate=_validate_image, synthesize=_synthesize_image, on_ready=_image_ready,
-             on_delete=_image_deleted, refs=(Ref("properties.sourceVirtualMachine.id"),)),
+    TypeSpec(
+        VM,
+        validate=_validate_vm,
+        synthesize=_synthesize_vm,
+        render=_render_vm,
+        on_ready=_vm_ready,
+        on_delete=_vm_deleted,
+        cascade=_vm_cascade,
+        quota=_vm_quota,
+        refs=(
+            Ref("properties.networkProfile.networkInterfaces[].id"),
+            Ref("properties.storageProfile.osDisk.managedDisk.id"),
+        ),
+        actions={
+            "start": ("POST", _power_action("running", True)),
+            "restart": ("POST", _power_action("running", True)),
+            "deallocate": ("POST", _power_action("deallocated", False)),
+            "poweroff": ("POST", _power_action("stopped", False)),
+            "generalize": ("POST", _generalize),
+            "capture": ("POST", _capture),
+            "instanceview": ("GET", _get_instance_view),
+        },
+    ),
+    TypeSpec(
+        DISK,
+        create_status=202,
+        synthesize=_synthesize_disk,
+        render=_render_disk,
+        in_use=(409, "OperationNotAllowed"),
+    ),
+    TypeSpec(
+        IMAGE,
+        validate=_validate_image,
+        synthesize=_synthesize_image,
+        on_ready=_image_ready,
+        on_delete=_image_deleted,
+        refs=(Ref("properties.sourceVirtualMachine.id"),),
+    ),
     TypeSpec(GALLERY, synthesize=_synthesize_gallery),
     TypeSpec(GALLERY_IMAGE, validate=_validate_gallery_image),
-    TypeSpec(VERSION, validate=_validate_version, synthesize=_synthesize_version, render=_render_version,
-             on_ready=_version_ready, on_delete=_image_deleted),
-]  # fmt: skip
+    TypeSpec(
+        VERSION,
+        validate=_validate_version,
+        synthesize=_synthesize_version,
+        render=_render_version,
+        on_ready=_version_ready,
+        on_delete=_image_deleted,
+    ),
+]
+
+
+def ids_name(version: Resource) -> str:
+    """The gallery image's name, from a version's id."""
+    return version.id.rsplit("/", 3)[-3]

@@ -36,24 +36,33 @@ def _validate(engine: Engine, group: Resource, existing: Resource | None) -> Non
             raise ArmError(400, "InvalidContainerDefinition", "Each container needs a name and an image.")
         requests = (cp.get("resources") or {}).get("requests") or {}
         if not requests.get("cpu") or not requests.get("memoryInGB"):
-            raise ArmError(400, "InvalidContainerResourceRequests",
-                           f"Container '{c['name']}' needs resources.requests.cpu and memoryInGB.")  # fmt: skip
+            raise ArmError(
+                400,
+                "InvalidContainerResourceRequests",
+                f"Container '{c['name']}' needs resources.requests.cpu and memoryInGB.",
+            )
     if not p.get("osType"):
         raise ArmError(400, "InvalidOsType", "The container group's osType is required.")
     for subnet_ref in p.get("subnetIds") or []:
         subnet = engine.store.get(subnet_ref.get("id", ""))
         if subnet is not None and not is_delegated_to_aci(subnet):
-            raise ArmError(400, "SubnetNotDelegated",
-                           f"The subnet '{subnet.id}' is not delegated to 'Microsoft.ContainerInstance/"
-                           "containerGroups'. Delegate the subnet to deploy a container group into it.")  # fmt: skip
+            raise ArmError(
+                400,
+                "SubnetNotDelegated",
+                f"The subnet '{subnet.id}' is not delegated to 'Microsoft.ContainerInstance/"
+                "containerGroups'. Delegate the subnet to deploy a container group into it.",
+            )
     ip = p.get("ipAddress") or {}
     if str(ip.get("type", "")).lower() == "private" and not p.get("subnetIds"):
         raise ArmError(400, "PrivateIPAddressNotSupported", "A private IP address needs subnetIds.")
     if existing is not None and engine.extensions.get(RUNS, {}).get(existing.key):
-        run, task = engine.extensions[RUNS][existing.key]
+        _run, task = engine.extensions[RUNS][existing.key]
         if not task.done() and _spec_changed(existing, group):
-            raise ArmError(409, "ContainerGroupUpdateNotAllowed",
-                           "Container group properties other than tags cannot be updated while it runs.")  # fmt: skip
+            raise ArmError(
+                409,
+                "ContainerGroupUpdateNotAllowed",
+                "Container group properties other than tags cannot be updated while it runs.",
+            )
 
 
 def _spec_changed(old: Resource, new: Resource) -> bool:
@@ -112,14 +121,21 @@ def _render(engine: Engine, group: Resource, body: dict[str, Any], listing: bool
         name = c["name"]
         if run is not None and name in run.exit_codes:
             code = run.exit_codes[name]
-            current = {"state": "Terminated", "exitCode": code, "startTime": _iso(run.started.get(name)),
-                       "finishTime": _iso(run.finished_at.get(name)),
-                       "detailStatus": "Completed" if code == 0 else "Error"}  # fmt: skip
+            current = {
+                "state": "Terminated",
+                "exitCode": code,
+                "startTime": _iso(run.started.get(name)),
+                "finishTime": _iso(run.finished_at.get(name)),
+                "detailStatus": "Completed" if code == 0 else "Error",
+            }
         elif run is not None and name in run.started and not stopped:
             current = {"state": "Running", "startTime": _iso(run.started[name]), "detailStatus": ""}
         elif stopped:
-            current = {"state": "Terminated", "exitCode": run.exit_codes.get(name, 137) if run else 137,
-                       "detailStatus": "Killed"}  # fmt: skip
+            current = {
+                "state": "Terminated",
+                "exitCode": run.exit_codes.get(name, 137) if run else 137,
+                "detailStatus": "Killed",
+            }
         else:
             current = {"state": "Waiting", "detailStatus": "ContainerCreating"}
         states.append(current)
@@ -157,10 +173,13 @@ def _start_run(engine: Engine, group: Resource) -> None:
     outcome = engine.control.outcome_for(group.name)
     seconds = outcome.seconds * engine.latency.scale if outcome.seconds is not None else None
     run = ContainerRun(
-        group=engine.view(group), containers=specs, private_ip=group.state.get("private_ip"),
-        subnet_ids=[s.get("id", "") for s in group.props.get("subnetIds") or []], outcome=outcome,
+        group=engine.view(group),
+        containers=specs,
+        private_ip=group.state.get("private_ip"),
+        subnet_ids=[s.get("id", "") for s in group.props.get("subnetIds") or []],
+        outcome=outcome,
         run_seconds=seconds if seconds is not None else engine.latency.seconds(CG, "run"),
-    )  # fmt: skip
+    )
     group.state["stopped"] = False
 
     async def execute() -> None:
@@ -237,12 +256,24 @@ def _start(engine: Engine, group: Resource, body: dict[str, Any], query: dict[st
 
 
 SPECS = [
-    TypeSpec(CG, initial_state="Pending", validate=_validate, synthesize=_synthesize, render=_render,
-             on_ready=_ready, on_delete=_deleted, quota=_quota,
-             refs=(Ref("properties.subnetIds[].id"),),
-             actions={"containers/*/logs": ("GET", _logs), "stop": ("POST", _stop),
-                      "start": ("POST", _start), "restart": ("POST", _start)}),
-]  # fmt: skip
+    TypeSpec(
+        CG,
+        initial_state="Pending",
+        validate=_validate,
+        synthesize=_synthesize,
+        render=_render,
+        on_ready=_ready,
+        on_delete=_deleted,
+        quota=_quota,
+        refs=(Ref("properties.subnetIds[].id"),),
+        actions={
+            "containers/*/logs": ("GET", _logs),
+            "stop": ("POST", _stop),
+            "start": ("POST", _start),
+            "restart": ("POST", _start),
+        },
+    ),
+]
 
 
 def _iso(t: float | None) -> str | None:

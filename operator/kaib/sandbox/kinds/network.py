@@ -40,23 +40,32 @@ async def _deleted(engine: Engine, resource: Resource) -> None:
 def _validate_vnet(engine: Engine, vnet: Resource, existing: Resource | None) -> None:
     prefixes = (vnet.props.get("addressSpace") or {}).get("addressPrefixes") or []
     if not prefixes or not all(addresses.valid_prefix(p) for p in prefixes):
-        raise ArmError(400, "InvalidAddressSpace" if prefixes else "AddressSpaceMissing",
-                       f"Virtual network {vnet.name} needs valid addressSpace.addressPrefixes, got {prefixes}.")  # fmt: skip
+        raise ArmError(
+            400,
+            "InvalidAddressSpace" if prefixes else "AddressSpaceMissing",
+            f"Virtual network {vnet.name} needs valid addressSpace.addressPrefixes, got {prefixes}.",
+        )
 
 
 def _validate_subnet(engine: Engine, subnet: Resource, existing: Resource | None) -> None:
     prefixes = addresses.subnet_prefixes(subnet.props)
     if not prefixes or not all(addresses.valid_prefix(p) for p in prefixes):
-        raise ArmError(400, "InvalidAddressPrefix" if prefixes else "NoAddressPrefixOrPoolProvided",
-                       f"Subnet {subnet.name} needs a valid addressPrefix, got {prefixes}.")  # fmt: skip
+        raise ArmError(
+            400,
+            "InvalidAddressPrefix" if prefixes else "NoAddressPrefixOrPoolProvided",
+            f"Subnet {subnet.name} needs a valid addressPrefix, got {prefixes}.",
+        )
     vnet_id = subnet.id.rsplit("/", 2)[0]
     vnet = engine.current(vnet_id)
     space = ((vnet.props.get("addressSpace") or {}).get("addressPrefixes") if vnet else []) or []
     for prefix in prefixes:
         if space and not addresses.within(prefix, space):
-            raise ArmError(400, "NetcfgSubnetRangeOutsideVnet",
-                           f"Subnet '{subnet.name}' is not valid because its IP address range {prefix} is outside "
-                           f"the IP address range of virtual network ({', '.join(space)}).")  # fmt: skip
+            raise ArmError(
+                400,
+                "NetcfgSubnetRangeOutsideVnet",
+                f"Subnet '{subnet.name}' is not valid because its IP address range {prefix} is outside "
+                f"the IP address range of virtual network ({', '.join(space)}).",
+            )
     if vnet is not None:
         for sibling in engine.store.children(vnet.id, SUBNET):
             if sibling.key == subnet.key:
@@ -64,8 +73,11 @@ def _validate_subnet(engine: Engine, subnet: Resource, existing: Resource | None
             for a in prefixes:
                 for b in addresses.subnet_prefixes(sibling.props):
                     if addresses.overlaps(a, b):
-                        raise ArmError(400, "NetcfgSubnetRangesOverlap",
-                                       f"Subnet '{subnet.name}' ({a}) overlaps subnet '{sibling.name}' ({b}).")  # fmt: skip
+                        raise ArmError(
+                            400,
+                            "NetcfgSubnetRangesOverlap",
+                            f"Subnet '{subnet.name}' ({a}) overlaps subnet '{sibling.name}' ({b}).",
+                        )
     if existing is not None:
         users = engine.store.referrers(existing.id)
         had = _delegated_to_aci(existing)
@@ -74,8 +86,11 @@ def _validate_subnet(engine: Engine, subnet: Resource, existing: Resource | None
             and not _delegated_to_aci(subnet)
             and any(u.type.lower() == ACI_DELEGATION.lower() for u in users)
         ):
-            raise ArmError(400, "SubnetDelegationsCannotChangeWhenSubnetUsedByContainerGroup",
-                           f"Delegations of subnet {subnet.id} cannot be changed while a container group uses it.")  # fmt: skip
+            raise ArmError(
+                400,
+                "SubnetDelegationsCannotChangeWhenSubnetUsedByContainerGroup",
+                f"Delegations of subnet {subnet.id} cannot be changed while a container group uses it.",
+            )
 
 
 def _prepare_vnet_prefixes(engine: Engine, vnet: Resource, existing: Resource | None) -> None:
@@ -146,28 +161,48 @@ _DEFAULT_RULES = [
 def _synthesize_nsg(engine: Engine, nsg: Resource, existing: Resource | None) -> None:
     nsg.props["resourceGuid"] = stable_uuid(nsg.id)
     nsg.props["defaultSecurityRules"] = [
-        {"id": f"{nsg.id}/defaultSecurityRules/{name}", "name": name,
-         "type": f"{NSG}/defaultSecurityRules",
-         "properties": {"priority": prio, "direction": direction, "access": access, "protocol": "*",
-                        "sourceAddressPrefix": src, "destinationAddressPrefix": dst, "sourcePortRange": "*",
-                        "destinationPortRange": "*", "provisioningState": "Succeeded",
-                        "description": "Default rule"}}
+        {
+            "id": f"{nsg.id}/defaultSecurityRules/{name}",
+            "name": name,
+            "type": f"{NSG}/defaultSecurityRules",
+            "properties": {
+                "priority": prio,
+                "direction": direction,
+                "access": access,
+                "protocol": "*",
+                "sourceAddressPrefix": src,
+                "destinationAddressPrefix": dst,
+                "sourcePortRange": "*",
+                "destinationPortRange": "*",
+                "provisioningState": "Succeeded",
+                "description": "Default rule",
+            },
+        }
         for name, prio, direction, access, src, dst in _DEFAULT_RULES
-    ]  # fmt: skip
+    ]
 
 
 def _validate_rule(engine: Engine, rule: Resource, existing: Resource | None) -> None:
     p = rule.props
     priority = p.get("priority")
     if not isinstance(priority, int) or not 100 <= priority <= 4096:
-        raise ArmError(400, "SecurityRuleInvalidPriority",
-                       f"Security rule {rule.name} has invalid priority {priority}. Value provided: {priority} "
-                       "Allowed range 100-4096.")  # fmt: skip
-    for field_name, allowed in (("direction", {"inbound", "outbound"}), ("access", {"allow", "deny"}),
-                                ("protocol", {"tcp", "udp", "icmp", "esp", "ah", "*"})):  # fmt: skip
+        raise ArmError(
+            400,
+            "SecurityRuleInvalidPriority",
+            f"Security rule {rule.name} has invalid priority {priority}. Value provided: {priority} "
+            "Allowed range 100-4096.",
+        )
+    for field_name, allowed in (
+        ("direction", {"inbound", "outbound"}),
+        ("access", {"allow", "deny"}),
+        ("protocol", {"tcp", "udp", "icmp", "esp", "ah", "*"}),
+    ):
         if str(p.get(field_name, "")).lower() not in allowed:
-            raise ArmError(400, "SecurityRuleParameterInvalid",
-                           f"Security rule {rule.name} has invalid {field_name} '{p.get(field_name)}'.")  # fmt: skip
+            raise ArmError(
+                400,
+                "SecurityRuleParameterInvalid",
+                f"Security rule {rule.name} has invalid {field_name} '{p.get(field_name)}'.",
+            )
     nsg_id = rule.id.rsplit("/", 2)[0]
     for sibling in engine.store.children(nsg_id, RULE):
         sp = sibling.props
@@ -176,9 +211,12 @@ def _validate_rule(engine: Engine, rule: Resource, existing: Resource | None) ->
             and sp.get("priority") == priority
             and sp.get("direction") == p.get("direction")
         ):
-            raise ArmError(400, "SecurityRuleConflict",
-                           f"Security rule {rule.name} conflicts with rule {sibling.name}: rules cannot have the "
-                           f"same Priority and Direction.")  # fmt: skip
+            raise ArmError(
+                400,
+                "SecurityRuleConflict",
+                f"Security rule {rule.name} conflicts with rule {sibling.name}: rules cannot have the "
+                f"same Priority and Direction.",
+            )
 
 
 def _render_nsg(engine: Engine, nsg: Resource, body: dict[str, Any], listing: bool, expand: str) -> None:
@@ -197,8 +235,11 @@ def _render_nsg(engine: Engine, nsg: Resource, body: dict[str, Any], listing: bo
 # NICs, public IPs, load balancers ------------------------------------------------------------
 def _synthesize_nic(engine: Engine, nic: Resource, existing: Resource | None) -> None:
     if not nic.props.get("ipConfigurations"):
-        raise ArmError(400, "NetworkInterfaceMustHaveAtLeastOneIpConfiguration",
-                       f"Network interface {nic.name} must have at least one IP configuration.")  # fmt: skip
+        raise ArmError(
+            400,
+            "NetworkInterfaceMustHaveAtLeastOneIpConfiguration",
+            f"Network interface {nic.name} must have at least one IP configuration.",
+        )
     assign_ips(engine, nic, existing, "ipConfigurations", "ipConfigurations")
     configs = nic.props["ipConfigurations"]
     if not any((c.get("properties") or {}).get("primary") for c in configs):
@@ -237,8 +278,11 @@ def _synthesize_lb(engine: Engine, lb: Resource, existing: Resource | None) -> N
 # Private endpoints and private link services -------------------------------------------------
 def _validate_pls(engine: Engine, pls: Resource, existing: Resource | None) -> None:
     if not pls.props.get("loadBalancerFrontendIpConfigurations"):
-        raise ArmError(400, "PrivateLinkServiceMustHaveLoadBalancerFrontendIpConfigurations",
-                       f"Private link service {pls.name} needs loadBalancerFrontendIpConfigurations.")  # fmt: skip
+        raise ArmError(
+            400,
+            "PrivateLinkServiceMustHaveLoadBalancerFrontendIpConfigurations",
+            f"Private link service {pls.name} needs loadBalancerFrontendIpConfigurations.",
+        )
     for config in pls.props.get("ipConfigurations") or []:
         subnet_id = ((config.get("properties") or {}).get("subnet") or {}).get("id")
         subnet = engine.store.get(subnet_id) if subnet_id else None
@@ -246,9 +290,12 @@ def _validate_pls(engine: Engine, pls: Resource, existing: Resource | None) -> N
             subnet is not None
             and str(subnet.props.get("privateLinkServiceNetworkPolicies", "")).lower() != "disabled"
         ):
-            raise ArmError(400, "PrivateLinkServiceCannotBeCreatedInSubnetThatHasNetworkPoliciesEnabled",
-                           f"Private link service {pls.id} cannot be created in subnet {subnet.id} since it has "
-                           "private link service network policies enabled.")  # fmt: skip
+            raise ArmError(
+                400,
+                "PrivateLinkServiceCannotBeCreatedInSubnetThatHasNetworkPoliciesEnabled",
+                f"Private link service {pls.id} cannot be created in subnet {subnet.id} since it has "
+                "private link service network policies enabled.",
+            )
 
 
 def _synthesize_pls(engine: Engine, pls: Resource, existing: Resource | None) -> None:
@@ -263,15 +310,22 @@ def _render_pls(engine: Engine, pls: Resource, body: dict[str, Any], listing: bo
     connections = []
     for user in engine.store.referrers(pls.id):
         if user.type.lower() == PE.lower():
-            connections.append({
-                "id": f"{pls.id}/privateEndpointConnections/{user.name}.{stable_uuid(user.id)[:8]}",
-                "name": f"{user.name}.{stable_uuid(user.id)[:8]}",
-                "type": f"{PLS}/privateEndpointConnections",
-                "properties": {"privateEndpoint": {"id": user.id}, "provisioningState": "Succeeded",
-                               "privateLinkServiceConnectionState": {"status": "Approved",
-                                                                     "description": "Auto-Approved",
-                                                                     "actionsRequired": "None"}},
-            })  # fmt: skip
+            connections.append(
+                {
+                    "id": f"{pls.id}/privateEndpointConnections/{user.name}.{stable_uuid(user.id)[:8]}",
+                    "name": f"{user.name}.{stable_uuid(user.id)[:8]}",
+                    "type": f"{PLS}/privateEndpointConnections",
+                    "properties": {
+                        "privateEndpoint": {"id": user.id},
+                        "provisioningState": "Succeeded",
+                        "privateLinkServiceConnectionState": {
+                            "status": "Approved",
+                            "description": "Auto-Approved",
+                            "actionsRequired": "None",
+                        },
+                    },
+                }
+            )
     body["properties"]["privateEndpointConnections"] = connections
 
 
@@ -286,17 +340,31 @@ def _synthesize_pe(engine: Engine, pe: Resource, existing: Resource | None) -> N
         c["id"] = f"{pe.id}/privateLinkServiceConnections/{c.get('name', 'connection')}"
         cp = c.setdefault("properties", {})
         cp["provisioningState"] = "Succeeded"
-        cp["privateLinkServiceConnectionState"] = {"status": "Approved", "description": "Auto-Approved",
-                                                   "actionsRequired": "None"}  # fmt: skip
+        cp["privateLinkServiceConnectionState"] = {
+            "status": "Approved",
+            "description": "Auto-Approved",
+            "actionsRequired": "None",
+        }
     nic_id = existing.state.get("nic_id") if existing else None
     if nic_id is None or engine.store.get(nic_id) is None:
         group_prefix = pe.id.split("/providers/")[0]
-        nic_id = f"{group_prefix}/providers/{NIC}/{pe.name}.nic.{secrets.token_hex(16)[:8]}-{stable_uuid(pe.id)[:8]}"
-        nic = StoredResource(nic_id, NIC, {
-            "id": nic_id, "name": nic_id.rsplit("/", 1)[-1], "type": NIC, "location": pe.location,
-            "properties": {"ipConfigurations": [{"name": "privateEndpointIpConfig",
-                                                 "properties": {"subnet": {"id": subnet_id}}}]},
-        })  # fmt: skip
+        suffix = f"{secrets.token_hex(4)}-{stable_uuid(pe.id)[:8]}"
+        nic_id = f"{group_prefix}/providers/{NIC}/{pe.name}.nic.{suffix}"
+        nic = StoredResource(
+            nic_id,
+            NIC,
+            {
+                "id": nic_id,
+                "name": nic_id.rsplit("/", 1)[-1],
+                "type": NIC,
+                "location": pe.location,
+                "properties": {
+                    "ipConfigurations": [
+                        {"name": "privateEndpointIpConfig", "properties": {"subnet": {"id": subnet_id}}}
+                    ]
+                },
+            },
+        )
         _synthesize_nic(engine, nic, None)
         nic.props["provisioningState"] = "Succeeded"
         engine.add_managed(nic)
@@ -317,35 +385,87 @@ def _cascade_pe(engine: Engine, pe: Resource) -> list[str]:
 
 
 SPECS = [
-    TypeSpec(VNET, embedded={"subnets": SUBNET}, validate=_validate_vnet, synthesize=_prepare_vnet_prefixes,
-             on_ready=_changed, on_delete=_deleted),
-    TypeSpec(SUBNET, located=False, validate=_validate_subnet, synthesize=_synthesize_subnet,
-             refs=(Ref("properties.networkSecurityGroup.id"), Ref("properties.routeTable.id")),
-             in_use=(400, "InUseSubnetCannotBeDeleted"), render=_render_subnet, on_ready=_changed,
-             on_delete=_deleted),
-    TypeSpec(NSG, embedded={"securityRules": RULE}, synthesize=_synthesize_nsg, render=_render_nsg,
-             in_use=(400, "InUseNetworkSecurityGroupCannotBeDeleted"), on_ready=_changed, on_delete=_deleted),
+    TypeSpec(
+        VNET,
+        embedded={"subnets": SUBNET},
+        validate=_validate_vnet,
+        synthesize=_prepare_vnet_prefixes,
+        on_ready=_changed,
+        on_delete=_deleted,
+    ),
+    TypeSpec(
+        SUBNET,
+        located=False,
+        validate=_validate_subnet,
+        synthesize=_synthesize_subnet,
+        refs=(Ref("properties.networkSecurityGroup.id"), Ref("properties.routeTable.id")),
+        in_use=(400, "InUseSubnetCannotBeDeleted"),
+        render=_render_subnet,
+        on_ready=_changed,
+        on_delete=_deleted,
+    ),
+    TypeSpec(
+        NSG,
+        embedded={"securityRules": RULE},
+        synthesize=_synthesize_nsg,
+        render=_render_nsg,
+        in_use=(400, "InUseNetworkSecurityGroupCannotBeDeleted"),
+        on_ready=_changed,
+        on_delete=_deleted,
+    ),
     TypeSpec(RULE, located=False, validate=_validate_rule, on_ready=_changed, on_delete=_deleted),
-    TypeSpec(NIC, synthesize=_synthesize_nic, render=_render_nic, in_use=(400, "NicInUse"),
-             refs=(Ref("properties.ipConfigurations[].properties.subnet.id"),
-                   Ref("properties.ipConfigurations[].properties.publicIPAddress.id"),
-                   Ref("properties.ipConfigurations[].properties.loadBalancerBackendAddressPools[].id"),
-                   Ref("properties.networkSecurityGroup.id")),
-             on_ready=_changed, on_delete=_deleted),
+    TypeSpec(
+        NIC,
+        synthesize=_synthesize_nic,
+        render=_render_nic,
+        in_use=(400, "NicInUse"),
+        refs=(
+            Ref("properties.ipConfigurations[].properties.subnet.id"),
+            Ref("properties.ipConfigurations[].properties.publicIPAddress.id"),
+            Ref("properties.ipConfigurations[].properties.loadBalancerBackendAddressPools[].id"),
+            Ref("properties.networkSecurityGroup.id"),
+        ),
+        on_ready=_changed,
+        on_delete=_deleted,
+    ),
     TypeSpec(PIP, synthesize=_synthesize_pip, in_use=(400, "PublicIPAddressInUse")),
-    TypeSpec(LB, synthesize=_synthesize_lb, in_use=(400, "LoadBalancerInUseByPrivateLinkService"),
-             refs=(Ref("properties.frontendIPConfigurations[].properties.subnet.id"),
-                   Ref("properties.frontendIPConfigurations[].properties.publicIPAddress.id")),
-             on_ready=_changed, on_delete=_deleted),
-    TypeSpec(PLS, validate=_validate_pls, synthesize=_synthesize_pls, render=_render_pls,
-             in_use=(400, "PrivateLinkServiceInUseByPrivateEndpoint"),
-             refs=(Ref("properties.loadBalancerFrontendIpConfigurations[].id"),
-                   Ref("properties.ipConfigurations[].properties.subnet.id")),
-             on_ready=_changed, on_delete=_deleted),
-    TypeSpec(PE, synthesize=_synthesize_pe, cascade=_cascade_pe,
-             refs=(Ref("properties.subnet.id"),
-                   Ref("properties.privateLinkServiceConnections[].properties.privateLinkServiceId",
-                       same_location=False),
-                   Ref("properties.networkInterfaces[].id")),
-             on_ready=_changed, on_delete=_deleted),
-]  # fmt: skip
+    TypeSpec(
+        LB,
+        synthesize=_synthesize_lb,
+        in_use=(400, "LoadBalancerInUseByPrivateLinkService"),
+        refs=(
+            Ref("properties.frontendIPConfigurations[].properties.subnet.id"),
+            Ref("properties.frontendIPConfigurations[].properties.publicIPAddress.id"),
+        ),
+        on_ready=_changed,
+        on_delete=_deleted,
+    ),
+    TypeSpec(
+        PLS,
+        validate=_validate_pls,
+        synthesize=_synthesize_pls,
+        render=_render_pls,
+        in_use=(400, "PrivateLinkServiceInUseByPrivateEndpoint"),
+        refs=(
+            Ref("properties.loadBalancerFrontendIpConfigurations[].id"),
+            Ref("properties.ipConfigurations[].properties.subnet.id"),
+        ),
+        on_ready=_changed,
+        on_delete=_deleted,
+    ),
+    TypeSpec(
+        PE,
+        synthesize=_synthesize_pe,
+        cascade=_cascade_pe,
+        refs=(
+            Ref("properties.subnet.id"),
+            Ref(
+                "properties.privateLinkServiceConnections[].properties.privateLinkServiceId",
+                same_location=False,
+            ),
+            Ref("properties.networkInterfaces[].id"),
+        ),
+        on_ready=_changed,
+        on_delete=_deleted,
+    ),
+]

@@ -27,14 +27,20 @@ def azurite_of(engine: Engine) -> Azurite | None:
 
 def _validate(engine: Engine, account: Resource, existing: Resource | None) -> None:
     if not re.fullmatch(r"[a-z0-9]{3,24}", account.name):
-        raise ArmError(400, "AccountNameInvalid",
-                       f"{account.name} is not a valid storage account name. Storage account name must be between "
-                       "3 and 24 characters in length and use numbers and lower-case letters only.")  # fmt: skip
+        raise ArmError(
+            400,
+            "AccountNameInvalid",
+            f"{account.name} is not a valid storage account name. Storage account name must be between "
+            "3 and 24 characters in length and use numbers and lower-case letters only.",
+        )
     if existing is None:
         for other in engine.store.all():
             if other.type == SA and other.name.lower() == account.name.lower():
-                raise ArmError(409, "StorageAccountAlreadyTaken",
-                               f"The storage account named {account.name} is already taken.")  # fmt: skip
+                raise ArmError(
+                    409,
+                    "StorageAccountAlreadyTaken",
+                    f"The storage account named {account.name} is already taken.",
+                )
     if not account.body.get("sku") or not account.body.get("kind"):
         raise ArmError(400, "InvalidRequestContent", "A storage account needs sku.name and kind.")
 
@@ -70,9 +76,20 @@ def _list_keys(
     engine: Engine, account: Resource, body: dict[str, Any], query: dict[str, str]
 ) -> ActionResult:
     keys = account.state["keys"]
-    return ActionResult(200, {"keys": [{"keyName": f"key{i + 1}", "value": k, "permissions": "FULL",
-                                        "creationTime": account.props.get("creationTime")}
-                                       for i, k in enumerate(keys)]})  # fmt: skip
+    return ActionResult(
+        200,
+        {
+            "keys": [
+                {
+                    "keyName": f"key{i + 1}",
+                    "value": k,
+                    "permissions": "FULL",
+                    "creationTime": account.props.get("creationTime"),
+                }
+                for i, k in enumerate(keys)
+            ]
+        },
+    )
 
 
 def _regenerate(
@@ -124,18 +141,34 @@ async def _deleted(engine: Engine, account: Resource) -> None:
 def check_name(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
     name = str(body.get("name", ""))
     if not re.fullmatch(r"[a-z0-9]{3,24}", name):
-        return {"nameAvailable": False, "reason": "AccountNameInvalid",
-                "message": f"{name} is not a valid storage account name."}  # fmt: skip
+        return {
+            "nameAvailable": False,
+            "reason": "AccountNameInvalid",
+            "message": f"{name} is not a valid storage account name.",
+        }
     taken = any(r.type == SA and r.name.lower() == name.lower() for r in engine.store.all())
     if taken:
-        return {"nameAvailable": False, "reason": "AlreadyExists",
-                "message": f"The storage account named {name} is already taken."}  # fmt: skip
+        return {
+            "nameAvailable": False,
+            "reason": "AlreadyExists",
+            "message": f"The storage account named {name} is already taken.",
+        }
     return {"nameAvailable": True}
 
 
 SPECS = [
-    TypeSpec(SA, create_status=202, validate=_validate, synthesize=_synthesize, on_delete=_deleted,
-             lro_delete=False, sync_delete_status=200,
-             actions={"listkeys": ("POST", _list_keys), "regeneratekey": ("POST", _regenerate),
-                      "listaccountsas": ("POST", _account_sas)}),
-]  # fmt: skip
+    TypeSpec(
+        SA,
+        create_status=202,
+        validate=_validate,
+        synthesize=_synthesize,
+        on_delete=_deleted,
+        lro_delete=False,
+        sync_delete_status=200,
+        actions={
+            "listkeys": ("POST", _list_keys),
+            "regeneratekey": ("POST", _regenerate),
+            "listaccountsas": ("POST", _account_sas),
+        },
+    ),
+]
