@@ -24,6 +24,9 @@ PHASE_LOGS: dict[str, str] = {
     "validate": "validation.log",
     "deprovision": "customization.log",
 }
+# The WindowsUpdate provisioner's plugin, as the builder image (Dockerfile) installs it.
+WINDOWS_UPDATE_PLUGIN = "github.com/rgl/windows-update"
+WINDOWS_UPDATE_PLUGIN_VERSION = "0.15.0"
 # A disabled breakpoint provisioner before each step prints this note; the agent follows it.
 STEP_MARKER = "kaib-step"
 

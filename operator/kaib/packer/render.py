@@ -22,6 +22,8 @@ from urllib.parse import unquote, urlsplit
 from kaib.packer import deprovision, hcl
 from kaib.packer.hcl import Expression
 from kaib.packer.model import (
+    WINDOWS_UPDATE_PLUGIN,
+    WINDOWS_UPDATE_PLUGIN_VERSION,
     ConnectionFacts,
     Download,
     OsType,
@@ -295,7 +297,8 @@ def _template(
         header.append("# Placeholders: pass -var host=... -var port=... -var username=... for the build VM.")
     header.append(f"# Set at run time by the builder agent: var.{', var.'.join(_agent_variables(os_type))}.")
     if any(s.type == "WindowsUpdate" for s in steps):
-        header.append("# Needs the plugin: packer plugins install github.com/rgl/windows-update")
+        plugin = f"{WINDOWS_UPDATE_PLUGIN} v{WINDOWS_UPDATE_PLUGIN_VERSION}"
+        header.append(f"# Needs the plugin (the builder image has it): packer plugins install {plugin}")
     parts = ["\n".join(header), *_variables(os_type, facts, options), _source(os_type), _build(body)]
     return "\n\n".join(parts) + "\n"
 

@@ -2,7 +2,7 @@
 # Rendered from an ImageTemplate; see `kaib render`. Do not edit: re-render instead.
 # Build: "b-4567"
 # Set at run time by the builder agent: var.winrm_password.
-# Needs the plugin: packer plugins install github.com/rgl/windows-update
+# Needs the plugin (the builder image has it): packer plugins install github.com/rgl/windows-update v0.15.0
 
 variable "host" {
   type        = string
