@@ -52,8 +52,12 @@ def test_the_fixtures_cover_every_type() -> None:
     }
 
 
-@pytest.mark.parametrize("api_version", API_VERSIONS)
-@pytest.mark.parametrize("resource", [LINUX, WINDOWS], ids=["linux", "windows"])
+ROUND_TRIPS = [(LINUX, v) for v in API_VERSIONS] + [(WINDOWS, "2024-02-01")]
+
+
+@pytest.mark.parametrize(
+    "resource,api_version", ROUND_TRIPS, ids=[f"{r['name']}@{v}" for r, v in ROUND_TRIPS]
+)
 def test_resource_round_trips(resource: dict[str, Any], api_version: str) -> None:
     source = {**resource, "apiVersion": api_version, "id": f"/subscriptions/{SUB}/resourceGroups/rg/x"}
     manifest = aib_to_manifest(source)
@@ -173,3 +177,34 @@ def test_convert_command_prints_problems(tmp_path: Path, capsys: pytest.CaptureF
     source.write_text("{not json")
     assert kaib(["convert", str(source)]) == 1
     assert capsys.readouterr().err.startswith(f"{source}: : not JSON")
+
+
+def test_fields_newer_than_the_api_version_are_errors_both_ways() -> None:
+    older = {**WINDOWS, "apiVersion": "2022-07-01"}
+    problems = _problems(older, subscription_id=SUB)
+    assert problems == [
+        ("properties.autoRun", "needs API version 2024-02-01 or later, not 2022-07-01"),
+        ("properties.errorHandling", "needs API version 2023-07-01 or later, not 2022-07-01"),
+        ("properties.managedResourceTags", "needs API version 2024-02-01 or later, not 2022-07-01"),
+        (
+            "properties.vmProfile.vnetConfig.containerInstanceSubnetId",
+            "needs API version 2024-02-01 or later, not 2022-07-01",
+        ),
+    ]
+    manifest = aib_to_manifest(WINDOWS, subscription_id=SUB)
+    with pytest.raises(InvalidManifest) as e:
+        manifest_to_aib(manifest, api_version="2022-02-14")
+    paths = [p for p, _ in e.value.problems]
+    assert "spec.distribute[0].targetRegions" in paths and "spec.distribute[3].uri" in paths
+    assert "spec.validate.inVMValidations[2]" in paths and "spec.optimize" in paths
+    assert "spec.distribute[0].replicationRegions" in paths  # required in 2022-02-14
+
+
+def test_api_version_2022_02_14_requires_replication_regions() -> None:
+    resource = copy.deepcopy(LINUX)
+    del resource["properties"]["distribute"][0]["replicationRegions"]
+    del resource["properties"]["distribute"][0]["storageAccountType"]
+    assert _problems(resource, subscription_id=SUB) == [
+        ("properties.distribute[0].replicationRegions", "Required value in API version 2022-02-14")
+    ]
+    assert aib_to_manifest({**resource, "apiVersion": "2022-07-01"}, subscription_id=SUB)

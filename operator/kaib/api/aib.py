@@ -15,7 +15,9 @@ is a mapping of the envelope:
     tags                <-> annotation kaib.dev/aib-tags (JSON)
 
 Read-only fields AIB reports (provisioningState, lastRunStatus, exactVersion, ...) are dropped.
-Anything else unknown is an error naming its path, as AIB 2024-02-01 rejects unknown fields.
+Anything else unknown is an error naming its path, as AIB 2024-02-01 rejects unknown fields. Older
+API versions know fewer fields (`since` below, from the published REST specs), so a field newer than
+the template's apiVersion is an error too, both ways.
 """
 
 from __future__ import annotations
@@ -76,6 +78,9 @@ def aib_to_manifest(
         raise InvalidManifest(problems)
 
     properties = _strip_read_only(resource["properties"])
+    problems = version_problems(properties, resource.get("apiVersion") or LATEST_API_VERSION, props_path)
+    if problems:
+        raise InvalidManifest(problems)
     aib_name = name or resource.get("name")
     sub = subscription_id or _subscription_of(resource.get("id", ""))
     loc = location or resource.get("location")
@@ -135,6 +140,9 @@ def manifest_to_aib(manifest: dict[str, Any], *, api_version: str = LATEST_API_V
     if identity is not None:
         resource["identity"] = identity
     resource["properties"] = spec
+    problems = version_problems(spec, api_version, "spec")
+    if problems:
+        raise InvalidManifest(problems)
     return resource
 
 
@@ -147,6 +155,55 @@ def kubernetes_name(aib_name: str) -> str:
 def normalize_location(location: str) -> str:
     """ARM accepts display names ("East US"); Azure APIs return the short form (eastus)."""
     return location.replace(" ", "").lower()
+
+
+def version_problems(
+    properties: dict[str, Any], api_version: str, prefix: str = "properties"
+) -> list[Problem]:
+    """Fields of `properties` that `api_version` does not have yet (and 2022-02-14's required one)."""
+    if api_version not in API_VERSIONS:
+        return []
+    found: list[tuple[str, str]] = []  # (path, version that introduced it)
+    for key, since in (("optimize", "2022-07-01"), ("errorHandling", "2023-07-01"), ("autoRun", "2024-02-01"),
+                       ("managedResourceTags", "2024-02-01")):  # fmt: skip
+        if key in properties:
+            found.append((key, since))
+    vnet = (properties.get("vmProfile") or {}).get("vnetConfig") or {}
+    if "containerInstanceSubnetId" in vnet:
+        found.append(("vmProfile.vnetConfig.containerInstanceSubnetId", "2024-02-01"))
+    for i, step in enumerate((properties.get("validate") or {}).get("inVMValidations") or []):
+        if isinstance(step, dict) and step.get("type") == "File":
+            found.append((f"validate.inVMValidations[{i}]", "2022-07-01"))
+    problems: list[Problem] = []
+    for i, dist in enumerate(properties.get("distribute") or []):
+        if not isinstance(dist, dict):
+            continue
+        found += [
+            (f"distribute[{i}].{key}", "2022-07-01")
+            for key in ("targetRegions", "versioning", "uri")
+            if key in dist
+        ]
+        if (
+            api_version == "2022-02-14"
+            and dist.get("type") == "SharedImage"
+            and "replicationRegions" not in dist
+        ):
+            problems.append(
+                (
+                    _join(prefix, f"distribute[{i}].replicationRegions"),
+                    "Required value in API version 2022-02-14",
+                )
+            )
+    problems += [
+        (_join(prefix, path), f"needs API version {since} or later, not {api_version}")
+        for path, since in found
+        if api_version < since
+    ]
+    return sorted(problems)
+
+
+def _join(prefix: str, path: str) -> str:
+    return f"{prefix}.{path}" if prefix else path
 
 
 def _envelope_problems(doc: dict[str, Any]) -> list[Problem]:
