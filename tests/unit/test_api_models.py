@@ -241,3 +241,12 @@ def test_status_models_accept_the_contract() -> None:
     )
     with pytest.raises(ValueError):
         ImageBuildStatus.model_validate({"phase": "Done"})
+
+
+def test_read_only_mapping_views_are_accepted() -> None:
+    from types import MappingProxyType
+
+    view = MappingProxyType({**spec(), "azure": MappingProxyType(spec()["azure"])})
+    assert dump_spec(parse_template_spec(view)) == spec()
+    assert spec_with_defaults(view) == spec_with_defaults(spec())
+    assert topology(view) == "NoVNet"

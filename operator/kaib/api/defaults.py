@@ -19,6 +19,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from kaib.api.manifest import plain
+
 DEFAULT_BUILD_TIMEOUT_MINUTES = 240
 DEFAULT_VM_SIZE = "Standard_D2ds_v4"
 DEFAULT_VM_SIZE_GEN1 = "Standard_D1_v2"
@@ -45,7 +47,8 @@ def as_dict(spec: dict[str, Any] | BaseModel) -> dict[str, Any]:
     """A spec as the plain dict in AIB names (model_dump(by_alias=True, exclude_none=True))."""
     if isinstance(spec, BaseModel):
         return spec.model_dump(by_alias=True, exclude_none=True)
-    return copy.deepcopy(dict(spec))
+    out: dict[str, Any] = plain(spec)
+    return out
 
 
 def spec_with_defaults(spec: dict[str, Any] | BaseModel) -> dict[str, Any]:

@@ -62,9 +62,18 @@ def update_problems(old: Any, new: Any) -> list[Problem]:
     return list(_transition_problems(before, after, ""))
 
 
+def plain(value: Any) -> Any:
+    """Plain dicts and lists all the way down (kopf hands out read-only Mapping views)."""
+    if isinstance(value, Mapping):
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(item) for item in value]
+    return value
+
+
 def _parse(model: type[M], data: Any, prefix: str) -> M:
     try:
-        parsed = model.model_validate(data)
+        parsed = model.model_validate(plain(data))
     except ValidationError as e:
         raise InvalidManifest([_problem(err, prefix) for err in e.errors()]) from None
     problems = list(rule_problems(parsed, prefix))
