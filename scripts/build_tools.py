@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Build helm and kubeconform from their Go modules into ~/.cache/kaib/tools (idempotent).
 
-Layout: ``$CACHE/tools/<name>-<version>/<name>`` (one folder per version, so a version bump rebuilds)
+Layout: ``$CACHE/tools/<name>-<version>-<flags hash>/<name>`` (a version or flag change rebuilds)
 and ``$CACHE/tools/bin/<name>``, a symlink to the current one; tests and docs use ``bin/``.
 Neither module has replace directives, so ``go install module/cmd@version`` works directly.
 
@@ -11,6 +11,7 @@ before or without the project environment.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -25,13 +26,26 @@ class GoTool:
     name: str
     package: str
     version: str
-    # -X flags that make `<tool> version` report the real version instead of a placeholder.
-    version_vars: tuple[str, ...]
+    # -X variables the upstream Makefile sets: the real version instead of a placeholder, and for
+    # helm the Kubernetes version of its client-go (the default of `helm template`'s capabilities).
+    link_vars: tuple[tuple[str, str], ...]
 
 
 TOOLS = (
-    GoTool("helm", "helm.sh/helm/v3/cmd/helm", "v3.21.4", ("helm.sh/helm/v3/internal/version.version",)),
-    GoTool("kubeconform", "github.com/yannh/kubeconform/cmd/kubeconform", "v0.7.0", ("main.version",)),
+    GoTool(
+        "helm",
+        "helm.sh/helm/v3/cmd/helm",
+        "v3.21.4",
+        (
+            ("helm.sh/helm/v3/internal/version.version", "v3.21.4"),
+            # helm v3.21.4 is built on client-go v0.36: Kubernetes 1.36.
+            *((f"helm.sh/helm/v3/pkg/{pkg}.k8sVersionMajor", "1") for pkg in ("lint/rules", "chartutil")),
+            *((f"helm.sh/helm/v3/pkg/{pkg}.k8sVersionMinor", "36") for pkg in ("lint/rules", "chartutil")),
+        ),
+    ),
+    GoTool(
+        "kubeconform", "github.com/yannh/kubeconform/cmd/kubeconform", "v0.7.0", (("main.version", "v0.7.0"),)
+    ),
 )
 
 
@@ -53,13 +67,15 @@ def say(message: str) -> None:
 
 def build(tool: GoTool) -> Path:
     """Return the binary for ``tool``, building it first when this version is not cached yet."""
-    target_dir = cache_dir() / "tools" / f"{tool.name}-{tool.version}"
+    ldflags = " ".join(["-s", "-w", *(f"-X {var}={value}" for var, value in tool.link_vars)])
+    # The folder names the flags too, so changing them rebuilds.
+    flavour = hashlib.sha256(ldflags.encode()).hexdigest()[:8]
+    target_dir = cache_dir() / "tools" / f"{tool.name}-{tool.version}-{flavour}"
     binary = target_dir / tool.name
     if not binary.exists():
         go = shutil.which("go") or "/usr/local/go/bin/go"
         say(f"building {tool.name} {tool.version} from {tool.package} (a few minutes, cold)")
         started = time.monotonic()
-        ldflags = " ".join(["-s", "-w", *(f"-X {var}={tool.version}" for var in tool.version_vars)])
         partial = target_dir.with_name(target_dir.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
