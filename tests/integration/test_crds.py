@@ -156,6 +156,18 @@ def test_printer_columns(kube: Any, ns: str) -> None:
     assert header_b.split()[1:] == ["TEMPLATE", "PHASE", "SUBSTATE", "ARTIFACT", "AGE"]
     row_b = next(line for line in lines if line.startswith("imagebuild.kaib.dev/columns-1 "))
     assert row_b.split()[1:5] == ["columns", "Running", "Customizing", IMAGE]
+    # A VHD output has no artifactId: the column shows its artifactUri.
+    vhd = "https://acct.blob.core.windows.net/vhds/x.vhd"
+    api.patch_namespaced_custom_object_status(
+        "kaib.dev",
+        "v1alpha1",
+        ns,
+        "imagebuilds",
+        "columns-1",
+        {"status": {"runOutputs": [{"artifactUri": vhd}]}},
+    )
+    row_b = kube.kubectl("get", "imgb", "columns-1", "-n", ns, "--no-headers").stdout
+    assert row_b.split()[1:5] == ["columns", "Running", "Customizing", vhd]
     # The category and the short names reach the same objects.
     assert "columns-1" in kube.kubectl("get", "kaib", "-n", ns).stdout
 

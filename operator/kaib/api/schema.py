@@ -221,7 +221,12 @@ PRINTER_COLUMNS: dict[str, list[Schema]] = {
         {"name": "Template", "type": "string", "jsonPath": ".spec.templateRef.name"},
         {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
         {"name": "SubState", "type": "string", "jsonPath": ".status.subState"},
-        {"name": "Artifact", "type": "string", "jsonPath": ".status.runOutputs[0].artifactId"},
+        # The first output's artifactId, or its artifactUri (VHD) when artifactId is left out.
+        {
+            "name": "Artifact",
+            "type": "string",
+            "jsonPath": ".status.runOutputs[0]['artifactId','artifactUri']",
+        },
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
         {"name": "Message", "type": "string", "jsonPath": ".status.message", "priority": 1},
     ],

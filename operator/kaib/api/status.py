@@ -86,6 +86,9 @@ class TemplateSnapshot(ApiModel):
 
 
 class RunOutput(ApiModel):
+    """One distribution result. Leave artifactId out (not "") for a VHD: the Artifact column falls
+    back to artifactUri only when artifactId is absent."""
+
     runOutputName: str | None = None
     artifactId: str | None = None
     artifactUri: str | None = None
