@@ -98,6 +98,8 @@ class Agent:
         try:
             ctx = self._context(workdir)
         except ConfigError as e:
+            for p in self.result.phases:
+                p.status = "Skipped"
             self._finish("Failed", str(e))
             return EXIT_CONFIG
         self._save()
