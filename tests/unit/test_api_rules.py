@@ -150,3 +150,15 @@ def test_validate_command_reports_unreadable_files(
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith(f"{broken}: : not YAML")
     assert out[1].startswith(f"{tmp_path / 'missing.yaml'}: : cannot read")
+
+
+def test_validate_command_skips_other_api_groups(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "images"}}
+    mixed = _write(tmp_path, "mixed.yaml", [namespace, template()])
+    assert kaib(["validate", mixed]) == 0
+    only_foreign = _write(tmp_path, "ns.yaml", [namespace])
+    assert kaib(["validate", only_foreign]) == 1
+    assert capsys.readouterr().out == f"{only_foreign}: : no ImageTemplate or ImageBuild in this file\n"
+    wrong_version = _write(tmp_path, "v1.yaml", [{**template(), "apiVersion": "kaib.dev/v1"}])
+    assert kaib(["validate", wrong_version]) == 1
+    assert "apiVersion: must be kaib.dev/v1alpha1" in capsys.readouterr().out

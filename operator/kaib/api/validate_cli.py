@@ -2,6 +2,7 @@
 
 One line per problem, `<file>: <field path>: <what is wrong>`, and exit status 1 if there was any.
 Files may hold several YAML documents; in that case each line ends with the object it is about.
+Objects of other API groups (a Namespace, a Secret) are skipped: they are not ours to check.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from kaib.api.build import GROUP
 from kaib.api.manifest import Problem, validate_manifest
 
 
@@ -42,13 +44,19 @@ def check_file(file: str) -> list[str]:
         return [f"{file}: : cannot read: {e.strerror}"]
     except yaml.YAMLError as e:
         return [f"{file}: : not YAML: {' '.join(str(e).split())}"]
+    docs = [d for d in docs if not _foreign(d)]
     if not docs:
-        return [f"{file}: : no manifest in this file"]
+        return [f"{file}: : no ImageTemplate or ImageBuild in this file"]
     lines = []
     for doc in docs:
         suffix = f" ({_describe(doc)})" if len(docs) > 1 else ""
         lines += [_line(file, problem, suffix) for problem in validate_manifest(doc)]
     return lines
+
+
+def _foreign(doc: Any) -> bool:
+    api_version = doc.get("apiVersion") if isinstance(doc, dict) else None
+    return isinstance(api_version, str) and not api_version.startswith(f"{GROUP}/")
 
 
 def _line(file: str, problem: Problem, suffix: str) -> str:
