@@ -113,7 +113,9 @@ def bed(azurite: Azurite, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         server.shutdown()
 
 
-def run_agent(bed: Bed, build_id: str, spec: Mapping[str, Any], *, timeout: float = 120) -> Run:
+def run_agent(
+    bed: Bed, build_id: str, spec: Mapping[str, Any], *, plan_in_blob: bool = False, timeout: float = 120
+) -> Run:
     facts = ConnectionFacts(os_type="Linux", host=VM_IP, username=ADMIN, build_id=build_id)
     # The sandbox's VMs have no waagent: the explicit option the sandbox sets.
     build = render_build(
@@ -124,13 +126,18 @@ def run_agent(bed: Bed, build_id: str, spec: Mapping[str, Any], *, timeout: floa
         "HOME": str(bed.tmp),
         "PYTHONPATH": os.pathsep.join(sys.path),
         "KAIB_BUILD_ID": build_id,
-        "KAIB_PLAN": json.dumps(build.to_plan()),
         "KAIB_SSH_PRIVATE_KEY": bed.key.private.read_text(),
         "KAIB_STORAGE_CONNECTION_STRING": bed.storage_in_sandbox,
         "KAIB_WORKDIR": str(bed.tmp / build_id),
         "KAIB_LOG_FLUSH_SECONDS": "0.3",
         "KAIB_DOWNLOAD_ATTEMPTS": "2",
     }
+    plan = json.dumps(build.to_plan())
+    if plan_in_blob:  # the operator may put the plan next to the logs instead of in the environment
+        bed.logs.get_blob_client(f"{build_id}/plan.json").upload_blob(plan, overwrite=True)
+        env["KAIB_PLAN_BLOB"] = f"{build_id}/plan.json"
+    else:
+        env["KAIB_PLAN"] = plan
     proc = bed.kit.runtime.run_in(
         bed.aci,
         [sys.executable, "-m", "kaib.builder.agent"],
@@ -268,7 +275,7 @@ def test_failing_customizer_is_named_and_stops_the_build(bed: Bed) -> None:
         ],
         "validate": {"inVMValidations": [{"type": "Shell", "inline": ["true"]}]},
     }
-    run = run_agent(bed, "b-custfail", spec)
+    run = run_agent(bed, "b-custfail", spec, plan_in_blob=True)
     assert run.exit_code == 1
     customize = phase(run, "customize")
     assert customize["status"] == "Failed" and customize["exitCode"] != 0
