@@ -28,7 +28,7 @@ class TemplateRef(ApiModel):
 class ImageBuildSpec(ApiModel):
     """One run of an ImageTemplate. Immutable except `cancel`, which cannot be undone."""
 
-    templateRef: TemplateRef
+    templateRef: TemplateRef = Field(description="The ImageTemplate to build")
     cancel: bool | None = Field(None, description="Stop the build and clean up [Default: false]")
 
     rules = (

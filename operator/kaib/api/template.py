@@ -92,7 +92,9 @@ class ManagedImageSource(ApiModel):
 
     variant = "ManagedImage"
     type: Literal["ManagedImage"]
-    imageId: Annotated[str, Field(max_length=MAX_ID, pattern=IMAGE_ID)]
+    imageId: Annotated[str, Field(max_length=MAX_ID, pattern=IMAGE_ID)] = Field(
+        description="Resource id of the managed image"
+    )
 
 
 class SharedImageVersionSource(ApiModel):
@@ -100,7 +102,9 @@ class SharedImageVersionSource(ApiModel):
 
     variant = "SharedImageVersion"
     type: Literal["SharedImageVersion"]
-    imageVersionId: Annotated[str, Field(max_length=MAX_ID, pattern=IMAGE_VERSION_ID)]
+    imageVersionId: Annotated[str, Field(max_length=MAX_ID, pattern=IMAGE_VERSION_ID)] = Field(
+        description="Resource id of the gallery image version (may end in /versions/latest)"
+    )
 
 
 Source = Annotated[
@@ -113,9 +117,11 @@ Source = Annotated[
 
 class Script(ApiModel):
     name: Short | None = Field(None, description="Friendly name of the step")
-    scriptUri: Id | None = None
+    scriptUri: Id | None = Field(None, description="URL of the script (exactly one of scriptUri, inline)")
     sha256Checksum: Short | None = Field(None, description="SHA256 of the script at scriptUri [Default: '']")
-    inline: Annotated[list[Text], Field(max_length=1000)] | None = None
+    inline: Annotated[list[Text], Field(max_length=1000)] | None = Field(
+        None, description="Commands to run (exactly one of scriptUri, inline)"
+    )
 
     rules: ClassVar[tuple[Rule, ...]] = (
         Rule(
@@ -163,8 +169,8 @@ class FileStep(ApiModel):
     variant = "File"
     type: Literal["File"]
     name: Short | None = Field(None, description="Friendly name of the step")
-    sourceUri: Id
-    destination: Id
+    sourceUri: Id = Field(description="URL of the file to upload")
+    destination: Id = Field(description="Absolute path on the VM (its folder must exist)")
     sha256Checksum: Short | None = Field(None, description="SHA256 of the file at sourceUri [Default: '']")
 
 
@@ -219,8 +225,8 @@ class Validate(ApiModel):
 
 
 class Distributor(ApiModel):
-    runOutputName: Name
-    artifactTags: Tags | None = None
+    runOutputName: Name = Field(description="Name of this output in status.runOutputs; unique")
+    artifactTags: Tags | None = Field(None, description="Tags for the distributed image or VHD")
 
 
 class ManagedImageDistributor(Distributor):
@@ -228,8 +234,10 @@ class ManagedImageDistributor(Distributor):
 
     variant = "ManagedImage"
     type: Literal["ManagedImage"]
-    imageId: Annotated[str, Field(max_length=MAX_ID, pattern=IMAGE_ID)]
-    location: Short
+    imageId: Annotated[str, Field(max_length=MAX_ID, pattern=IMAGE_ID)] = Field(
+        description="Resource id of the managed image to create (its resource group must exist)"
+    )
+    location: Short = Field(description="Region of the managed image")
 
 
 class TargetRegion(ApiModel):
@@ -261,8 +269,12 @@ class SharedImageDistributor(Distributor):
 
     variant = "SharedImage"
     type: Literal["SharedImage"]
-    galleryImageId: Annotated[str, Field(max_length=MAX_ID, pattern=GALLERY_IMAGE_ID)]
-    targetRegions: Annotated[list[TargetRegion], Field(max_length=64)] | None = None
+    galleryImageId: Annotated[str, Field(max_length=MAX_ID, pattern=GALLERY_IMAGE_ID)] = Field(
+        description="Gallery image definition id (automatic version) or .../versions/x.y.z"
+    )
+    targetRegions: Annotated[list[TargetRegion], Field(max_length=64)] | None = Field(
+        None, description="Regions to replicate to [Default: the template's location]"
+    )
     replicationRegions: Annotated[list[Short], Field(max_length=64)] | None = Field(
         None, description="[Deprecated] use targetRegions"
     )
@@ -329,8 +341,14 @@ def _given(value: str | None) -> bool:
 class VnetConfig(ApiModel):
     """Where the build runs: nothing (kaib makes a VNet), subnetId (proxy), or both subnets (no proxy)."""
 
-    subnetId: Annotated[str, Field(max_length=MAX_ID, pattern=SUBNET_ID)] | None = None
-    containerInstanceSubnetId: Annotated[str, Field(max_length=MAX_ID, pattern=SUBNET_ID)] | None = None
+    subnetId: Annotated[str, Field(max_length=MAX_ID, pattern=SUBNET_ID)] | None = Field(
+        None, description="Existing subnet for the build VM (and the proxy VM when alone)"
+    )
+    containerInstanceSubnetId: Annotated[str, Field(max_length=MAX_ID, pattern=SUBNET_ID)] | None = Field(
+        None,
+        description="Existing subnet, delegated to Microsoft.ContainerInstance/containerGroups, in the same "
+        "VNet as subnetId, for the builder container; no proxy VM then",
+    )
     proxyVmSize: Short | None = Field(None, description="[Default: '' (Standard_A1_v2)]")
 
     rules = (
