@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from kaib.api import crd, validate_manifest
+from kaib.api import aib_to_manifest, crd, validate_manifest
 from tests.unit.api_cases import (
     ACI_SUBNET,
     CASES,
@@ -51,6 +51,18 @@ def test_example_passes_server_dry_run(kube: Any, ns: str, path: Path) -> None:
     result = kube.kubectl("apply", "--dry-run=server", "-n", ns, "-f", str(path), check=False)
     assert result.returncode == 0, result.stderr
     assert "created (server dry run)" in result.stdout
+
+
+AIB_FILES = sorted((REPO / "tests" / "unit" / "data").glob("aib-*.json"))
+
+
+@pytest.mark.parametrize("path", AIB_FILES, ids=[p.name for p in AIB_FILES])
+def test_converted_aib_template_passes_server_dry_run(kube: Any, ns: str, path: Path) -> None:
+    manifest = aib_to_manifest(
+        json.loads(path.read_text()), name="converted", subscription_id=SUB, location="eastus"
+    )
+    result = _apply(kube, manifest, ns, "--dry-run=server")
+    assert result.returncode == 0, result.stderr
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
