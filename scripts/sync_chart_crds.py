@@ -16,9 +16,15 @@ SOURCE = ROOT / "crds"
 CHART_CRDS = ROOT / "charts" / "kaib" / "crds"
 
 
+def chart_copy(source: Path) -> str:
+    """The chart's copy: a leading document separator, because `helm show crds` concatenates the
+    files and `helm show crds | kubectl apply -f -` must still see one document per CRD."""
+    return "---\n" + source.read_text()
+
+
 def stale() -> list[str]:
     """Names of the generated CRDs whose chart copy is missing or different."""
-    return [p.name for p in sorted(SOURCE.glob("*.yaml")) if _read(CHART_CRDS / p.name) != p.read_text()]
+    return [p.name for p in sorted(SOURCE.glob("*.yaml")) if _read(CHART_CRDS / p.name) != chart_copy(p)]
 
 
 def _read(path: Path) -> str | None:
@@ -35,7 +41,7 @@ def main(argv: list[str]) -> int:
             )
         return 1 if names else 0
     for name in names:
-        (CHART_CRDS / name).write_text((SOURCE / name).read_text())
+        (CHART_CRDS / name).write_text(chart_copy(SOURCE / name))
         print(f"copied crds/{name} -> charts/kaib/crds/{name}")
     return 0
 
