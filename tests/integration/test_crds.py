@@ -21,6 +21,7 @@ from tests.unit.api_cases import (
     SUBNET,
     Case,
     build,
+    patched,
     template,
 )
 
@@ -210,3 +211,82 @@ def test_template_edits_allowed_except_azure_home(kube: Any, ns: str) -> None:
     group = f"/subscriptions/{SUB}/resourceGroups/staging"
     staged = _patch(kube, ns, "imgt/editable", {"spec": {"stagingResourceGroup": group}})
     assert staged.returncode != 0 and "spec.stagingResourceGroup" in staged.stderr
+
+
+# -- agreement: every combination of the cross-field rules, apiserver vs `kaib validate` --------------
+
+
+def _combinations() -> list[tuple[str, dict[str, Any]]]:
+    out: list[tuple[str, dict[str, Any]]] = []
+    absent = object()
+    for sub in (absent, SUBNET):
+        for aci in (absent, ACI_SUBNET, SUBNET):
+            for proxy in (absent, "", "Standard_A2_v2"):
+                vnet = {k: v for k, v in (("subnetId", sub), ("containerInstanceSubnetId", aci),
+                                          ("proxyVmSize", proxy)) if v is not absent}  # fmt: skip
+                out.append((f"vnet-{len(out)}", {"spec.vmProfile": {"vnetConfig": vnet}}))
+    for kind in ("Shell", "PowerShell", "File"):
+        for fields in (
+            {},
+            {"scriptUri": "https://x/s"},
+            {"inline": []},
+            {"scriptUri": "https://x/s", "inline": ["a"]},
+        ):
+            step = {"type": kind, **fields}
+            out.append((f"script-{kind}-{len(out)}", {"spec.customize": [step]}))
+            out.append((f"validator-{kind}-{len(out)}", {"spec.validate": {"inVMValidations": [step]}}))
+    for elevated in (absent, False, True):
+        for system in (absent, False, True):
+            step = {"type": "PowerShell", "inline": ["x"]}
+            step |= {k: v for k, v in (("runElevated", elevated), ("runAsSystem", system)) if v is not absent}
+            out.append((f"elevation-{len(out)}", {"spec.customize": [step]}))
+    plan_fields = ("planName", "planProduct", "planPublisher")
+    for mask in range(8):
+        plan = {f: "p" for i, f in enumerate(plan_fields) if mask & (1 << i)}
+        out.append((f"plan-{mask}", {"spec.source.planInfo": plan}))
+    for mask in range(8):
+        shared: dict[str, Any] = {
+            "type": "SharedImage",
+            "runOutputName": "s",
+            "galleryImageId": GALLERY_IMAGE,
+        }
+        if mask & 1:
+            shared["targetRegions"] = [{"name": "eastus"}]
+        if mask & 2:
+            shared["replicationRegions"] = ["westus"]
+        if mask & 4:
+            shared["storageAccountType"] = "Standard_ZRS"
+        out.append((f"regions-{mask}", {"spec.distribute": [shared]}))
+    for minutes in (-1, 0, 1, 5, 6, 240, 960, 961):
+        out.append((f"timeout-{minutes}", {"spec.buildTimeoutInMinutes": minutes}))
+    for names in (["a", "b"], ["a", "a"], ["a", "b", "a"]):
+        dists = [{"type": "VHD", "runOutputName": n} for n in names]
+        out.append((f"outputs-{'-'.join(names)}", {"spec.distribute": dists}))
+    return out
+
+
+def test_apiserver_and_validate_agree_on_every_rule_combination(kube: Any, ns: str) -> None:
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    api = client.CustomObjectsApi(kube.api_client())
+    disagreements = []
+    rejected = 0
+    combos = _combinations()
+    assert len(combos) > 70
+    for i, (label, patch) in enumerate(combos):
+        doc = patched(template(f"combo-{i}"), patch)
+        offline = validate_manifest(doc)
+        try:
+            api.create_namespaced_custom_object(
+                "kaib.dev", "v1alpha1", ns, "imagetemplates", doc, dry_run="All", field_validation="Strict"
+            )
+            server = ""
+        except ApiException as e:
+            assert e.status in (400, 422), e.body
+            server = str(e.body)
+        if bool(offline) != bool(server):
+            disagreements.append((label, offline, server[:300]))
+        rejected += bool(server)
+    assert disagreements == []
+    assert 20 < rejected < len(combos) - 20  # both outcomes well represented
