@@ -105,6 +105,10 @@ class Network:
         self._forwarders[port] = self.runtime.forward(f"expose:{self.namespace}:{port}", [route])
         return self.runtime.service_ip, port
 
+    @property
+    def exposed_ports(self) -> set[int]:
+        return set(self._forwarders)
+
     def delete(self) -> None:
         from kaib.sandbox.runtime.sweep import remove_namespace
 

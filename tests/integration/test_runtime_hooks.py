@@ -1,0 +1,292 @@
+"""The ARM emulator with RuntimeHooks, driven through the unmodified SDKs only: a VNet with subnets
+and NSGs, a VM from an Ubuntu platform image, a container group running the builder agent that
+customizes the VM over SSH through the sandbox network, NSG changes that really block, capture to a
+managed image, and a second VM from that image that sees the first build's file."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Coroutine, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from azure.identity import DefaultAzureCredential
+from azure.mgmt.compute import ComputeManagementClient
+from azure.mgmt.compute.models import Image, SubResource
+from azure.mgmt.containerinstance import ContainerInstanceManagementClient
+from azure.mgmt.network import NetworkManagementClient
+from azure.mgmt.resource.resources import ResourceManagementClient
+
+from kaib.packer import ConnectionFacts, RenderOptions, render_build
+from kaib.sandbox.app import Options, Sandbox
+from kaib.sandbox.runtime import missing
+from kaib.sandbox.runtime.hooks import RuntimeHooks
+from kaib.sandbox.runtime.netns import read_banner
+from tests.fixtures.runtime import RuntimeKit, SshKey
+
+T = TypeVar("T")
+RG, LOCATION = "rg-hooks", "westeurope"
+ADMIN = "azureuser"
+
+
+@dataclass
+class Arm:
+    sandbox: Sandbox
+    hooks: RuntimeHooks
+    network: NetworkManagementClient
+    compute: ComputeManagementClient
+    aci: ContainerInstanceManagementClient
+
+
+@pytest.fixture
+def arm(monkeypatch: pytest.MonkeyPatch) -> Iterator[Arm]:
+    if missing():
+        pytest.skip("sandbox runtime unavailable: missing " + "; ".join(missing()))
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+
+    def call(coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, loop).result(120)
+
+    hooks = RuntimeHooks()
+    sandbox = Sandbox(Options(hooks=hooks, latency_scale=0.002))
+    try:
+        call(sandbox.start())
+        for name, value in sandbox.env.items():
+            monkeypatch.setenv(name, value)
+        args: dict[str, Any] = {
+            "subscription_id": sandbox.subscription_id,
+            "base_url": sandbox.env["KAIB_ARM_ENDPOINT"],
+            "credential_scopes": ["https://management.azure.com/.default"],
+            "polling_interval": 0.05,
+        }
+        credential = DefaultAzureCredential()
+        ResourceManagementClient(credential, **args).resource_groups.create_or_update(
+            RG, {"location": LOCATION}
+        )
+        yield Arm(
+            sandbox,
+            hooks,
+            NetworkManagementClient(credential, **args),
+            ComputeManagementClient(credential, **args),
+            ContainerInstanceManagementClient(credential, **args),
+        )
+    finally:
+        call(sandbox.stop())  # closes the hooks: a full sweep
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+    assert not hooks.runtime.state_dir.exists()
+
+
+def _rule(name: str, priority: int, access: str, source: str = "*", port: str = "*") -> dict[str, Any]:
+    """A security rule in the REST shape (the SDKs send dicts as they are)."""
+    return {
+        "name": name,
+        "properties": {
+            "priority": priority,
+            "direction": "Inbound",
+            "access": access,
+            "protocol": "Tcp" if port != "*" else "*",
+            "sourceAddressPrefix": source,
+            "sourcePortRange": "*",
+            "destinationAddressPrefix": "*",
+            "destinationPortRange": port,
+        },
+    }
+
+
+def _network(arm: Arm) -> tuple[str, str, str]:
+    """NSG (ACI -> build on 22, deny the rest), VNet, subnets, NIC: (build subnet, aci subnet, nic) ids."""
+    nsg = arm.network.network_security_groups.begin_create_or_update(
+        RG,
+        "build-nsg",
+        {
+            "location": LOCATION,
+            "properties": {
+                "securityRules": [
+                    _rule("AllowAciSsh", 100, "Allow", "10.60.2.0/24", "22"),
+                    _rule("DenyAll", 4096, "Deny"),
+                ]
+            },
+        },
+    ).result()
+    vnet = arm.network.virtual_networks.begin_create_or_update(
+        RG,
+        "vnet",
+        {
+            "location": LOCATION,
+            "properties": {
+                "addressSpace": {"addressPrefixes": ["10.60.0.0/16"]},
+                "subnets": [
+                    {
+                        "name": "build",
+                        "properties": {
+                            "addressPrefix": "10.60.1.0/24",
+                            "networkSecurityGroup": {"id": nsg.id},
+                        },
+                    },
+                    {
+                        "name": "aci",
+                        "properties": {
+                            "addressPrefix": "10.60.2.0/24",
+                            "delegations": [
+                                {
+                                    "name": "aci",
+                                    "properties": {
+                                        "serviceName": "Microsoft.ContainerInstance/containerGroups"
+                                    },
+                                }
+                            ],
+                        },
+                    },
+                ],
+            },
+        },
+    ).result()
+    build, aci = (next(s.id for s in vnet.subnets if s.name == n) for n in ("build", "aci"))
+    nic = arm.network.network_interfaces.begin_create_or_update(RG, "vm1-nic", _nic_body(build)).result()
+    return build, aci, nic.id
+
+
+def _nic_body(subnet_id: str) -> dict[str, Any]:
+    return {
+        "location": LOCATION,
+        "properties": {"ipConfigurations": [{"name": "ip", "properties": {"subnet": {"id": subnet_id}}}]},
+    }
+
+
+def _vm(arm: Arm, name: str, nic_id: str, key: SshKey, image: dict[str, str]) -> Any:
+    return arm.compute.virtual_machines.begin_create_or_update(
+        RG,
+        name,
+        {
+            "location": LOCATION,
+            "properties": {
+                "hardwareProfile": {"vmSize": "Standard_D2s_v3"},
+                "storageProfile": {"imageReference": image, "osDisk": {"createOption": "FromImage"}},
+                "osProfile": {
+                    "computerName": name,
+                    "adminUsername": ADMIN,
+                    "linuxConfiguration": {
+                        "disablePasswordAuthentication": True,
+                        "ssh": {
+                            "publicKeys": [
+                                {"path": f"/home/{ADMIN}/.ssh/authorized_keys", "keyData": key.public}
+                            ]
+                        },
+                    },
+                },
+                "networkProfile": {"networkInterfaces": [{"id": nic_id, "properties": {"primary": True}}]},
+            },
+        },
+    ).result()
+
+
+def _run_builder(arm: Arm, aci_subnet: str, vm_ip: str, key: SshKey, spec: dict[str, Any]) -> tuple[int, str]:
+    facts = ConnectionFacts(os_type="Linux", host=vm_ip, username=ADMIN, build_id="b1")
+    plan = render_build(spec, facts, RenderOptions(tolerate_missing_waagent=True, communicator_timeout="15s"))
+    assert arm.sandbox.azurite is not None
+    env = [
+        {"name": "KAIB_BUILD_ID", "value": "b1"},
+        {"name": "KAIB_PLAN", "value": json.dumps(plan.to_plan())},
+        {"name": "KAIB_LOG_FLUSH_SECONDS", "value": "0.3"},
+        {"name": "KAIB_SSH_PRIVATE_KEY", "secureValue": key.private.read_text()},
+        {"name": "KAIB_STORAGE_CONNECTION_STRING", "secureValue": arm.sandbox.azurite.connection_string},
+    ]
+    arm.aci.container_groups.begin_create_or_update(
+        RG,
+        "builder",
+        {
+            "location": LOCATION,
+            "properties": {
+                "osType": "Linux",
+                "restartPolicy": "Never",
+                "subnetIds": [{"id": aci_subnet}],
+                "ipAddress": {"type": "Private", "ports": [{"port": 80}]},
+                "containers": [
+                    {
+                        "name": "packer",
+                        "properties": {
+                            "image": "kaib-builder:latest",
+                            "resources": {"requests": {"cpu": 1, "memoryInGB": 1.5}},
+                            "environmentVariables": env,
+                        },
+                    }
+                ],
+            },
+        },
+    ).result()
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        state = arm.aci.container_groups.get(RG, "builder").containers[0].instance_view.current_state
+        if state.state == "Terminated":
+            logs = arm.aci.containers.list_logs(RG, "builder", "packer").content or ""
+            return int(state.exit_code), logs
+        time.sleep(0.2)
+    raise AssertionError("the builder container did not terminate")
+
+
+def test_build_through_the_sdks_for_real(arm: Arm, sandbox_runtime: RuntimeKit) -> None:
+    key = sandbox_runtime.ssh_key()
+    build_subnet, aci_subnet, nic_id = _network(arm)
+    ubuntu = {"publisher": "Canonical", "offer": "ubuntu-24_04-lts", "sku": "server", "version": "latest"}
+    _vm(arm, "vm1", nic_id, key, ubuntu)
+    vm_ip = arm.network.network_interfaces.get(RG, "vm1-nic").ip_configurations[0].private_ip_address
+
+    spec = {
+        "customize": [
+            {"type": "Shell", "name": "mark", "inline": ["echo build-1 | sudo tee /etc/kaib-build"]}
+        ]
+    }
+    code, logs = _run_builder(arm, aci_subnet, vm_ip, key, spec)
+    assert code == 0, logs
+    assert "build-1" in logs
+    assert not Path("/etc/kaib-build").exists()
+
+    # NSGs through the SDK: remove the allow rule and the ACI subnet cannot reach SSH any more.
+    network = next(iter(arm.hooks.networks.values()))
+    probe = network.attach("probe", "10.60.2.250", 24)  # stands in the ACI subnet, like the builder
+
+    def ssh_open() -> bool:
+        try:
+            return read_banner(probe, vm_ip, 22, timeout=0.3).startswith(b"SSH-")
+        except OSError:
+            return False
+
+    assert ssh_open()
+    arm.network.security_rules.begin_delete(RG, "build-nsg", "AllowAciSsh").result()
+    assert not ssh_open()
+    arm.network.security_rules.begin_create_or_update(
+        RG, "build-nsg", "AllowAciSsh", _rule("AllowAciSsh", 100, "Allow", "10.60.2.0/24", "22")
+    ).result()
+    assert ssh_open()
+
+    # Capture to a managed image; a second VM from it sees the first build's file.
+    arm.compute.virtual_machines.begin_deallocate(RG, "vm1").result()
+    arm.compute.virtual_machines.generalize(RG, "vm1")
+    image = arm.compute.images.begin_create_or_update(
+        RG,
+        "image-1",
+        Image(
+            location=LOCATION,
+            source_virtual_machine=SubResource(id=arm.compute.virtual_machines.get(RG, "vm1").id),
+        ),
+    ).result()
+    nic2 = arm.network.network_interfaces.begin_create_or_update(
+        RG,
+        "vm2-nic",
+        _nic_body(build_subnet),
+    ).result()
+    _vm(arm, "vm2", nic2.id, key, {"id": image.id})
+    vm2_ip = nic2.ip_configurations[0].private_ip_address
+    result = sandbox_runtime.ssh(probe, vm2_ip, key, "cat /etc/kaib-build; hostname")
+    assert result.stdout.split() == ["build-1", "vm2"], result.stderr
+
+    arm.compute.virtual_machines.begin_delete(RG, "vm2").result()
+    assert not any(e.vm.name == "vm2" for e in arm.hooks.vms.values())
