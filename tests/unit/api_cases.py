@@ -19,7 +19,8 @@ GALLERY_IMAGE = (
     f"/subscriptions/{SUB}/resourceGroups/images/providers/Microsoft.Compute/galleries/g/images/def"
 )
 IDENTITY = (
-    f"/subscriptions/{SUB}/resourceGroups/id/providers/Microsoft.ManagedIdentity/userAssignedIdentities/builder"
+    f"/subscriptions/{SUB}/resourceGroups/id/providers/Microsoft.ManagedIdentity"
+    "/userAssignedIdentities/builder"
 )
 DELETE = object()  # a patch value that removes the key
 
