@@ -16,27 +16,28 @@ from dataclasses import dataclass, field
 
 from kaib.sandbox.runtime.forwarder import Route
 from kaib.sandbox.runtime.network import Network
+from kaib.sandbox.runtime.runtime import Runtime
 
 PROXY_PORTS: Mapping[int, int] = {60001: 22, 60000: 5986}
 
 
 @dataclass
 class PrivateLinkProxy:
-    endpoint_network: Network
-    endpoint_name: str  # the private endpoint's attachment in the temporary VNet
-    proxy_network: Network
-    proxy_name: str  # the proxy VM's attachment in the user's VNet
-    target_ip: str  # the build VM's private address
+    """Forwarding from (endpoint namespace, endpoint ip, port) to (target ip, ports[port]), connecting
+    from the proxy's namespace. `create` also makes both attachments (and `delete` removes them)."""
+
+    runtime: Runtime
+    endpoint_namespace: str
+    endpoint_ip: str
+    proxy_namespace: str
+    target_ip: str
     ports: Mapping[int, int] = field(default_factory=lambda: dict(PROXY_PORTS))
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
-
-    @property
-    def endpoint_ip(self) -> str:
-        return self.endpoint_network.attachments[self.endpoint_name].ip
+    attachments: list[tuple[Network, str]] = field(default_factory=list, repr=False)
 
     @property
     def _label(self) -> str:
-        return f"forwarder:private-link:{self.endpoint_network.attachments[self.endpoint_name].namespace}"
+        return f"private-link:{self.endpoint_namespace}"
 
     @classmethod
     def create(
@@ -50,24 +51,34 @@ class PrivateLinkProxy:
     ) -> PrivateLinkProxy:
         """Attach the private endpoint (name, ip, prefixlen) and the proxy VM (name, ip, prefixlen),
         and start forwarding each endpoint port to the target's port."""
-        endpoint_network.attach(*endpoint)
-        proxy_network.attach(*proxy)
-        link = cls(endpoint_network, endpoint[0], proxy_network, proxy[0], target_ip, dict(ports))
+        endpoint_ns = endpoint_network.attach(*endpoint)
+        proxy_ns = proxy_network.attach(*proxy)
+        link = cls(endpoint_network.runtime, endpoint_ns, endpoint[1], proxy_ns, target_ip, dict(ports))
+        link.attachments = [(endpoint_network, endpoint[0]), (proxy_network, proxy[0])]
         link.start()
         return link
 
     def start(self) -> None:
-        pe = self.endpoint_network.attachments[self.endpoint_name]
-        px = self.proxy_network.attachments[self.proxy_name]
         routes = [
-            Route(pe.namespace, pe.ip, listen, px.namespace, self.target_ip, target)
+            Route(
+                self.endpoint_namespace,
+                self.endpoint_ip,
+                listen,
+                self.proxy_namespace,
+                self.target_ip,
+                target,
+            )
             for listen, target in self.ports.items()
         ]
-        self.process = self.endpoint_network.runtime.forward(self._label.removeprefix("forwarder:"), routes)
+        self.process = self.runtime.forward(self._label, routes)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.runtime.reap(self.process, f"forwarder:{self._label}")
+            self.process = None
 
     def delete(self) -> None:
-        if self.process is not None:
-            self.endpoint_network.runtime.reap(self.process, self._label)
-            self.process = None
-        self.endpoint_network.detach(self.endpoint_name)
-        self.proxy_network.detach(self.proxy_name)
+        self.stop()
+        for network, name in self.attachments:
+            network.detach(name)
+        self.attachments = []
