@@ -64,6 +64,13 @@ def _synthesize(engine: Engine, account: Resource, existing: Resource | None) ->
     p["keyCreationTime"] = {"key1": p["creationTime"], "key2": p["creationTime"]}
 
 
+def _render(engine: Engine, account: Resource, body: dict[str, Any], listing: bool, expand: str) -> None:
+    # Azurite's port changes when a persisted sandbox restarts: the endpoint is always today's.
+    azurite = azurite_of(engine)
+    if azurite is not None:
+        body["properties"]["primaryEndpoints"] = {"blob": azurite.account_blob_endpoint(account.name)}
+
+
 def _new_key() -> str:
     return base64.b64encode(os.urandom(64)).decode()
 
@@ -162,6 +169,7 @@ SPECS = [
         create_status=202,
         validate=_validate,
         synthesize=_synthesize,
+        render=_render,
         on_delete=_deleted,
         lro_delete=False,
         sync_delete_status=200,
