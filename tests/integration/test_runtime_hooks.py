@@ -22,6 +22,12 @@ from azure.mgmt.containerinstance import ContainerInstanceManagementClient
 from azure.mgmt.network import NetworkManagementClient
 from azure.mgmt.resource.resources import ResourceManagementClient
 
+from kaib.azure import spec as t
+from kaib.azure.compute import Access
+from kaib.azure.context import BuildContext
+from kaib.azure.naming import BuildNames, Owner, build_id
+from kaib.azure.planner import PlanFacts, plan
+from kaib.azure.spec import ResourceSpec
 from kaib.packer import ConnectionFacts, RenderOptions, render_build
 from kaib.sandbox.app import Options, Sandbox
 from kaib.sandbox.runtime import missing
@@ -32,6 +38,11 @@ from tests.fixtures.runtime import RuntimeKit, SshKey
 T = TypeVar("T")
 RG, LOCATION = "rg-hooks", "westeurope"
 ADMIN = "azureuser"
+API_VERSIONS = {
+    "Microsoft.Network": "2024-05-01",
+    "Microsoft.Compute": "2024-07-01",
+    "Microsoft.ContainerInstance": "2023-05-01",
+}
 
 
 @dataclass
@@ -41,6 +52,7 @@ class Arm:
     network: NetworkManagementClient
     compute: ComputeManagementClient
     aci: ContainerInstanceManagementClient
+    client_args: dict[str, Any]
 
 
 @pytest.fixture
@@ -76,6 +88,7 @@ def arm(monkeypatch: pytest.MonkeyPatch) -> Iterator[Arm]:
             NetworkManagementClient(credential, **args),
             ComputeManagementClient(credential, **args),
             ContainerInstanceManagementClient(credential, **args),
+            args,
         )
     finally:
         call(sandbox.stop())  # closes the hooks: a full sweep
@@ -290,3 +303,85 @@ def test_build_through_the_sdks_for_real(arm: Arm, sandbox_runtime: RuntimeKit) 
 
     arm.compute.virtual_machines.begin_delete(RG, "vm2").result()
     assert not any(e.vm.name == "vm2" for e in arm.hooks.vms.values())
+
+
+def _put(arm: Arm, resources: ResourceManagementClient, spec: ResourceSpec) -> None:
+    """PUT one of the planner's specs by id, as generic ARM does, and wait for it."""
+    version = API_VERSIONS[spec.type.split("/")[0]]
+    resources.resources.begin_create_or_update_by_id(spec.id, dict(spec.body), api_version=version).result()
+
+
+def test_subnet_only_topology_from_the_operators_plan(arm: Arm, sandbox_runtime: RuntimeKit) -> None:
+    """The operator's own resource bodies (kaib.azure.planner) for the subnetId-only topology: SSH
+    from the temporary VNet's ACI subnet reaches the build VM in the user's VNet only through the
+    private endpoint (60001), the private link service, the load balancer and the proxy VM."""
+    key = sandbox_runtime.ssh_key()
+    resources = ResourceManagementClient(DefaultAzureCredential(), **arm.client_args)
+    user_vnet = arm.network.virtual_networks.begin_create_or_update(
+        RG,
+        "corp",
+        {
+            "location": LOCATION,
+            "properties": {
+                "addressSpace": {"addressPrefixes": ["10.80.0.0/16"]},
+                "subnets": [
+                    {
+                        "name": "build",
+                        "properties": {
+                            "addressPrefix": "10.80.1.0/24",
+                            "privateLinkServiceNetworkPolicies": "Disabled",
+                        },
+                    }
+                ],
+            },
+        },
+    ).result()
+    user_subnet = user_vnet.subnets[0].id
+    staging = "IT_ns_tmpl_hooks"
+    resources.resource_groups.create_or_update(staging, {"location": LOCATION})
+    bid = build_id("uid-hooks")
+    ctx = BuildContext(
+        arm.sandbox.subscription_id, LOCATION, staging, BuildNames(bid), Owner("ns", "tmpl", "b", bid)
+    )
+    image = {"publisher": "Canonical", "offer": "ubuntu-24_04-lts", "sku": "server", "version": "latest"}
+    template = {
+        "source": {"type": "PlatformImage", **image},
+        "customize": [{"type": "Shell", "inline": ["true"]}],
+        "vmProfile": {"vmSize": "Standard_D2s_v3", "vnetConfig": {"subnetId": user_subnet}},
+    }
+    the_plan = plan(template, PlanFacts(ctx, Access("Linux", ADMIN, key.public), image))
+    assert the_plan.topology == "SubnetOnly" and the_plan.communicator_port == 60001
+    for step in ("network", "buildvm"):
+        for wave in the_plan.step(step).waves:
+            for spec in wave:
+                _put(arm, resources, spec)
+
+    pe = arm.network.private_endpoints.get(staging, ctx.names.private_endpoint)
+    pe_ip = (
+        arm.network.network_interfaces.get(staging, pe.network_interfaces[0].id.rsplit("/", 1)[-1])
+        .ip_configurations[0]
+        .private_ip_address
+    )
+    build_ip = (
+        arm.network.network_interfaces.get(staging, ctx.names.build_nic)
+        .ip_configurations[0]
+        .private_ip_address
+    )
+    proxy_ip = (
+        arm.network.network_interfaces.get(staging, ctx.names.proxy_nic)
+        .ip_configurations[0]
+        .private_ip_address
+    )
+    temporary = arm.hooks.networks[ctx.id(t.VNET, ctx.names.vnet).lower()]
+    probe = temporary.attach("probe", "10.0.1.250", 24)  # in the temporary VNet's ACI subnet
+
+    result = sandbox_runtime.ssh(probe, pe_ip, key, "hostname; echo $SSH_CLIENT", port=60001)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[:2] == [ctx.names.build_vm, proxy_ip]
+    with pytest.raises(OSError):
+        read_banner(probe, build_ip, 22, timeout=0.3)  # no other way across
+
+    # Deleting the private endpoint (cleanup's first step) cuts the path.
+    arm.network.private_endpoints.begin_delete(staging, ctx.names.private_endpoint).result()
+    assert sandbox_runtime.ssh(probe, pe_ip, key, "true", port=60001, connect_timeout=1).returncode == 255
+    assert not arm.hooks.links

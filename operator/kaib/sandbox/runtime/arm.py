@@ -125,3 +125,50 @@ def image_repository(image: str) -> str:
     """'registry.example/team/kaib-builder:1.2@sha256:..' -> 'kaib-builder'."""
     name = image.split("@", 1)[0].rsplit("/", 1)[-1]
     return name.split(":", 1)[0]
+
+
+PRIVATE_ENDPOINT = "microsoft.network/privateendpoints"
+
+
+def resource_group_prefix(resource_id: str) -> str:
+    """'/subscriptions/s/resourceGroups/rg' of any resource id, lower-cased."""
+    return resource_id.lower().split("/providers/", 1)[0]
+
+
+def private_link_service_ids(pe: dict[str, Any]) -> list[str]:
+    p = props(pe)
+    connections = [
+        *(p.get("privateLinkServiceConnections") or []),
+        *(p.get("manualPrivateLinkServiceConnections") or []),
+    ]
+    return [
+        str(props(c).get("privateLinkServiceId")) for c in connections if props(c).get("privateLinkServiceId")
+    ]
+
+
+def load_balancer_ids(pls: dict[str, Any]) -> list[str]:
+    frontends = props(pls).get("loadBalancerFrontendIpConfigurations") or []
+    return list(
+        dict.fromkeys(
+            str(f.get("id", "")).split("/frontendIPConfigurations/")[0] for f in frontends if f.get("id")
+        )
+    )
+
+
+def balancing_rules(lb: dict[str, Any]) -> list[tuple[int, int, str]]:
+    """(frontend port, backend port, backend pool id) of each TCP load-balancing rule."""
+    out = []
+    for rule in props(lb).get("loadBalancingRules") or []:
+        p = props(rule)
+        if str(p.get("protocol", "Tcp")).lower() in ("tcp", "all"):
+            pool = str((p.get("backendAddressPool") or {}).get("id") or "")
+            out.append((int(p.get("frontendPort", 0)), int(p.get("backendPort", 0)), pool))
+    return out
+
+
+def nic_backend_pools(nic: dict[str, Any]) -> set[str]:
+    pools = set()
+    for config in props(nic).get("ipConfigurations") or []:
+        for pool in props(config).get("loadBalancerBackendAddressPools") or []:
+            pools.add(str(pool.get("id", "")).lower())
+    return pools

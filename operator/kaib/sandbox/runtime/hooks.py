@@ -9,8 +9,14 @@ are rewritten to the network's service address, where that port is exposed.
 
 Not real, and said so: Windows VMs exist in ARM only (no runtime; a warning is logged and the
 container logs of a builder that targets one say it cannot connect); containers with other images
-run nothing and exit 0 after the modelled run time; private endpoint / load balancer / proxy VM
-paths are not wired from ARM bodies yet (PrivateLinkProxy exists, see proxy.py).
+run nothing and exit 0 after the modelled run time.
+
+Private endpoints: a private endpoint whose private link service fronts a load balancer whose
+backend pool holds a running proxy VM's NIC gets a PrivateLinkProxy: its address in the temporary
+VNet forwards each rule's frontend port, from the proxy VM's namespace, to the build VM at the
+proxy's target port (60001 -> 22, 60000 -> 5986). The build VM is the other running VM of the proxy
+VM's resource group in the same VNet (a staging group holds one build), as AIB's proxy is pointed
+at its build VM.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from kaib.sandbox.hooks import ContainerRun, ContainerSpec, ResourceView
 from kaib.sandbox.runtime import arm
 from kaib.sandbox.runtime.network import Network
 from kaib.sandbox.runtime.nsg import SecurityGroup
+from kaib.sandbox.runtime.proxy import PROXY_PORTS, PrivateLinkProxy
 from kaib.sandbox.runtime.runtime import Runtime
 from kaib.sandbox.runtime.vm import VirtualMachine
 
@@ -56,6 +63,8 @@ class RuntimeHooks:
     vms: dict[str, _Vm] = field(default_factory=dict, init=False)  # VM id (lower) ->
     layers: dict[str, list[Path]] = field(default_factory=dict, init=False)  # image id (lower) ->
     groups: dict[str, tuple[Network, str]] = field(default_factory=dict, init=False)  # group id ->
+    endpoints: dict[str, str] = field(default_factory=dict, init=False)  # private endpoint id (lower) -> id
+    links: dict[str, tuple[tuple[Any, ...], PrivateLinkProxy]] = field(default_factory=dict, init=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
 
     def __post_init__(self) -> None:
@@ -111,15 +120,107 @@ class RuntimeHooks:
         async with self._lock:
             if view.type.lower() == arm.VNET:
                 await self._io(self._network, view.id, view.lookup)
+            if view.type.lower() == arm.PRIVATE_ENDPOINT:
+                self.endpoints[view.id.lower()] = view.id
             await self._io(self._apply_security, view.lookup)
+            await self._io(self._wire_private_links, view.lookup)
 
     async def network_deleted(self, view: ResourceView) -> None:
         async with self._lock:
+            if view.type.lower() == arm.PRIVATE_ENDPOINT:
+                self.endpoints.pop(view.id.lower(), None)
             network = self.networks.pop(view.id.lower(), None) if view.type.lower() == arm.VNET else None
             if network is not None:
+                await self._io(self._unlink_network, network)
                 await self._io(network.delete)
             else:
                 await self._io(self._apply_security, view.lookup)
+            await self._io(self._wire_private_links, view.lookup)
+
+    # Private endpoints -> proxy VM -> build VM ------------------------------------------------------
+
+    def _link_plan(
+        self, pe_id: str, lookup: Callable[[str], dict[str, Any] | None]
+    ) -> tuple[Any, ...] | None:
+        """What a private endpoint should forward, from the ARM bodies; None while a piece is missing."""
+        pe = lookup(pe_id)
+        if pe is None:
+            return None
+        nics = arm.props(pe).get("networkInterfaces") or []
+        pe_ip, pe_subnet = arm.nic_address(lookup(str(nics[0].get("id", ""))) or {}) if nics else ("", "")
+        if not pe_ip or not pe_subnet:
+            return None
+        rules: list[tuple[int, int, str]] = []
+        for pls_id in arm.private_link_service_ids(pe):
+            for lb_id in arm.load_balancer_ids(lookup(pls_id) or {}):
+                rules += arm.balancing_rules(lookup(lb_id) or {})
+        for vm_key, proxy in self.vms.items():
+            if not proxy.vm.running:
+                continue
+            pools = arm.nic_backend_pools(lookup(proxy.attachment) or {})
+            ports = {
+                front: PROXY_PORTS.get(back, back) for front, back, pool in rules if pool.lower() in pools
+            }
+            if not ports:
+                continue
+            group = arm.resource_group_prefix(vm_key)
+            targets = [
+                e.vm.ip
+                for k, e in self.vms.items()
+                if k != vm_key
+                and e.network is proxy.network
+                and e.vm.running
+                and arm.resource_group_prefix(k) == group
+            ]
+            if len(targets) == 1:
+                subnet = lookup(pe_subnet) or {}
+                prefixlen = arm.prefixlen_for(pe_ip, arm.subnet_prefixes(subnet))
+                return (
+                    arm.vnet_id_of(pe_subnet),
+                    pe_ip,
+                    prefixlen,
+                    vm_key,
+                    targets[0],
+                    tuple(sorted(ports.items())),
+                )
+        return None
+
+    def _wire_private_links(self, lookup: Callable[[str], dict[str, Any] | None]) -> None:
+        """Start, restart or stop each private endpoint's forwarding to match the ARM state."""
+        for key in list(self.links):
+            if key not in self.endpoints:
+                self._unlink(key)
+        for key, pe_id in self.endpoints.items():
+            plan = self._link_plan(pe_id, lookup)
+            current = self.links.get(key)
+            if current is not None and current[0] == plan:
+                continue
+            if current is not None:
+                self._unlink(key)
+            if plan is None:
+                continue
+            vnet_id, pe_ip, prefixlen, proxy_key, target_ip, ports = plan
+            network = self._network(vnet_id, lookup)
+            namespace = network.attach(pe_id, pe_ip, prefixlen)
+            proxy = self.vms[proxy_key]
+            link = PrivateLinkProxy(
+                self.runtime, namespace, pe_ip, proxy.vm.namespace, target_ip, dict(ports)
+            )
+            link.attachments = [(network, pe_id)]
+            link.start()
+            self.links[key] = (plan, link)
+
+    def _unlink(self, key: str) -> None:
+        found = self.links.pop(key, None)
+        if found is not None:
+            found[1].delete()
+
+    def _unlink_network(self, network: Network) -> None:
+        for key, (_, link) in list(self.links.items()):
+            if any(n is network for n, _ in link.attachments) or link.proxy_namespace in {
+                a.namespace for a in network.attachments.values()
+            }:
+                self._unlink(key)
 
     # VMs -----------------------------------------------------------------------------------------
 
@@ -167,16 +268,21 @@ class RuntimeHooks:
             entry = self.vms.get(view.id.lower()) or await self._io(self._create_vm, view)
         if entry is not None:
             await self._io(entry.vm.start)
+            async with self._lock:
+                await self._io(self._wire_private_links, view.lookup)
 
     async def vm_stopped(self, view: ResourceView, deallocated: bool) -> None:
         entry = self.vms.get(view.id.lower())
         if entry is not None:
             await self._io(entry.vm.stop)
+            async with self._lock:
+                await self._io(self._wire_private_links, view.lookup)
 
     async def vm_deleted(self, view: ResourceView) -> None:
         async with self._lock:
             entry = self.vms.pop(view.id.lower(), None)
             if entry is not None:
+                await self._io(self._wire_private_links, view.lookup)
                 await self._io(entry.vm.delete)
                 await self._io(entry.network.detach, entry.attachment)
 
