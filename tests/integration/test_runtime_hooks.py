@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import threading
 import time
 from collections.abc import Coroutine, Iterator
@@ -33,6 +34,7 @@ from kaib.sandbox.app import Options, Sandbox
 from kaib.sandbox.runtime import missing
 from kaib.sandbox.runtime.hooks import RuntimeHooks
 from kaib.sandbox.runtime.netns import read_banner
+from kaib.sandbox.runtime.sweep import list_namespaces
 from tests.fixtures.runtime import RuntimeKit, SshKey
 
 T = TypeVar("T")
@@ -68,6 +70,7 @@ def arm(monkeypatch: pytest.MonkeyPatch) -> Iterator[Arm]:
 
     hooks = RuntimeHooks()
     sandbox = Sandbox(Options(hooks=hooks, latency_scale=0.002))
+    runtime = hooks.runtime
     try:
         call(sandbox.start())
         for name, value in sandbox.env.items():
@@ -94,7 +97,14 @@ def arm(monkeypatch: pytest.MonkeyPatch) -> Iterator[Arm]:
         call(sandbox.stop())  # closes the hooks: a full sweep
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
-    assert not hooks.runtime.state_dir.exists()
+    # Stopping the sandbox left nothing of the runtime: namespaces, mounts, processes, state.
+    assert not runtime.state_dir.exists()
+    assert list_namespaces(runtime.prefix) == []
+    assert runtime.prefix not in Path("/proc/self/mountinfo").read_text()
+    assert (
+        str(runtime.state_dir)
+        not in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    )
 
 
 def _rule(name: str, priority: int, access: str, source: str = "*", port: str = "*") -> dict[str, Any]:
@@ -201,12 +211,24 @@ def _vm(arm: Arm, name: str, nic_id: str, key: SshKey, image: dict[str, str]) ->
     ).result()
 
 
-def _run_builder(arm: Arm, aci_subnet: str, vm_ip: str, key: SshKey, spec: dict[str, Any]) -> tuple[int, str]:
-    facts = ConnectionFacts(os_type="Linux", host=vm_ip, username=ADMIN, build_id="b1")
-    plan = render_build(spec, facts, RenderOptions(tolerate_missing_waagent=True, communicator_timeout="15s"))
+def _run_builder(
+    arm: Arm,
+    aci_subnet: str,
+    vm_ip: str,
+    key: SshKey,
+    spec: dict[str, Any],
+    *,
+    build: str = "b1",
+    image: str = "kaib-builder:latest",
+    ssh_timeout: str = "15s",
+) -> tuple[int, str]:
+    """Run a container group (named after the build) through the SDK; its exit code and logs."""
+    facts = ConnectionFacts(os_type="Linux", host=vm_ip, username=ADMIN, build_id=build)
+    options = RenderOptions(tolerate_missing_waagent=True, communicator_timeout=ssh_timeout)
+    plan = render_build(spec, facts, options)
     assert arm.sandbox.azurite is not None
     env = [
-        {"name": "KAIB_BUILD_ID", "value": "b1"},
+        {"name": "KAIB_BUILD_ID", "value": build},
         {"name": "KAIB_PLAN", "value": json.dumps(plan.to_plan())},
         {"name": "KAIB_LOG_FLUSH_SECONDS", "value": "0.3"},
         {"name": "KAIB_SSH_PRIVATE_KEY", "secureValue": key.private.read_text()},
@@ -214,7 +236,7 @@ def _run_builder(arm: Arm, aci_subnet: str, vm_ip: str, key: SshKey, spec: dict[
     ]
     arm.aci.container_groups.begin_create_or_update(
         RG,
-        "builder",
+        build,
         {
             "location": LOCATION,
             "properties": {
@@ -226,7 +248,7 @@ def _run_builder(arm: Arm, aci_subnet: str, vm_ip: str, key: SshKey, spec: dict[
                     {
                         "name": "packer",
                         "properties": {
-                            "image": "kaib-builder:latest",
+                            "image": image,
                             "resources": {"requests": {"cpu": 1, "memoryInGB": 1.5}},
                             "environmentVariables": env,
                         },
@@ -237,9 +259,9 @@ def _run_builder(arm: Arm, aci_subnet: str, vm_ip: str, key: SshKey, spec: dict[
     ).result()
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
-        state = arm.aci.container_groups.get(RG, "builder").containers[0].instance_view.current_state
+        state = arm.aci.container_groups.get(RG, build).containers[0].instance_view.current_state
         if state.state == "Terminated":
-            logs = arm.aci.containers.list_logs(RG, "builder", "packer").content or ""
+            logs = arm.aci.containers.list_logs(RG, build, "packer").content or ""
             return int(state.exit_code), logs
         time.sleep(0.2)
     raise AssertionError("the builder container did not terminate")
@@ -275,6 +297,15 @@ def test_build_through_the_sdks_for_real(arm: Arm, sandbox_runtime: RuntimeKit) 
     assert ssh_open()
     arm.network.security_rules.begin_delete(RG, "build-nsg", "AllowAciSsh").result()
     assert not ssh_open()
+    code, logs = _run_builder(arm, aci_subnet, vm_ip, key, spec, build="b2", ssh_timeout="2s")
+    assert code != 0
+    assert "Timeout waiting for SSH" in logs, logs
+
+    # Containers of other images run nothing, and say so.
+    code, logs = _run_builder(
+        arm, aci_subnet, vm_ip, key, spec, build="b3", image="mcr.microsoft.com/hello:1"
+    )
+    assert code == 0 and "runs nothing" in logs
     arm.network.security_rules.begin_create_or_update(
         RG, "build-nsg", "AllowAciSsh", _rule("AllowAciSsh", 100, "Allow", "10.60.2.0/24", "22")
     ).result()

@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -38,6 +37,7 @@ from kaib.sandbox.runtime.network import Network
 from kaib.sandbox.runtime.nsg import SecurityGroup
 from kaib.sandbox.runtime.proxy import PROXY_PORTS, PrivateLinkProxy
 from kaib.sandbox.runtime.runtime import Runtime
+from kaib.sandbox.runtime.support import check_support
 from kaib.sandbox.runtime.vm import VirtualMachine
 
 log = logging.getLogger(__name__)
@@ -54,11 +54,14 @@ class _Vm:
 
 @dataclass
 class RuntimeHooks:
-    """Pass as `Options(hooks=RuntimeHooks())`. Raises RuntimeUnavailable when the machine can't."""
+    """Pass as `Options(hooks=RuntimeHooks())`. Raises RuntimeUnavailable when the machine can't.
+
+    `close()` (sandbox stop or reset) sweeps everything; the next resource starts a fresh runtime.
+    """
 
     state_dir: Path | None = None
     builder_images: tuple[str, ...] = BUILDER_IMAGES
-    runtime: Runtime = field(init=False)
+    _runtime: Runtime | None = field(default=None, init=False)
     networks: dict[str, Network] = field(default_factory=dict, init=False)  # VNet id (lower) ->
     vms: dict[str, _Vm] = field(default_factory=dict, init=False)  # VM id (lower) ->
     layers: dict[str, list[Path]] = field(default_factory=dict, init=False)  # image id (lower) ->
@@ -68,7 +71,13 @@ class RuntimeHooks:
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
 
     def __post_init__(self) -> None:
-        self.runtime = Runtime(self.state_dir)
+        check_support()  # refuse to pretend, at sandbox start rather than at the first VM
+
+    @property
+    def runtime(self) -> Runtime:
+        if self._runtime is None:
+            self._runtime = Runtime(self.state_dir)
+        return self._runtime
 
     async def _io(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.to_thread(fn, *args)
@@ -385,8 +394,12 @@ class RuntimeHooks:
                     await self._io(network.detach, attachment)
 
     async def close(self) -> None:
-        await self._io(self.runtime.close)
-        shutil.rmtree(self.runtime.state_dir, ignore_errors=True)
+        async with self._lock:
+            runtime, self._runtime = self._runtime, None
+            for table in (self.networks, self.vms, self.layers, self.groups, self.endpoints, self.links):
+                table.clear()
+            if runtime is not None:
+                await self._io(runtime.close)
 
 
 async def _lines(stream: Any) -> AsyncIterator[str]:
