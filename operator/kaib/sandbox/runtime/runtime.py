@@ -34,6 +34,9 @@ class Runtime:
 
     def __init__(self, state_dir: Path | None = None, *, service_ip: str = SERVICE_IP) -> None:
         check_support()
+        from kaib.sandbox.runtime.sweep import sweep_orphans
+
+        sweep_orphans(DEFAULT_ROOT)  # what killed test runs and crashed sandboxes left behind
         self.id = secrets.token_hex(3)
         self.state_dir = state_dir or DEFAULT_ROOT / self.id
         self.service_ip = service_ip
