@@ -7,7 +7,7 @@ one shape (`Operation`) for both.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -143,7 +143,10 @@ class Arm:
         group = getattr(getattr(self.clients, kind.client), kind.group)
         if spec.type == t.RESOURCE_GROUP:
             return kind, group, (spec.name,)
-        return kind, group, (spec.resource_group, *spec.parents, spec.name)
+        parents = spec.parents
+        if spec.type == t.BLOB_CONTAINER:
+            parents = parents[:1]  # the id says blobServices/default; the SDK takes the account only
+        return kind, group, (spec.resource_group, *parents, spec.name)
 
     async def get(self, spec: ResourceSpec) -> dict[str, Any] | None:
         kind, group, args = self._ops(spec)
@@ -171,3 +174,35 @@ class Arm:
         if token is not None:
             return LroOperation(await method(*args, continuation_token=token))
         return LroOperation(await method(*args))
+
+
+def vm_args(spec: ResourceSpec) -> tuple[str, str]:
+    return spec.resource_group, spec.name
+
+
+class VirtualMachines:
+    """The VM calls beyond PUT/DELETE: instance view and the actions distribution needs."""
+
+    def __init__(self, clients: ServiceClients) -> None:
+        self.ops = clients.compute.virtual_machines
+
+    async def status_codes(self, spec: ResourceSpec) -> set[str]:
+        """`PowerState/deallocated`, `OSState/generalized`, ... from the instance view."""
+        view = to_rest(await self.ops.instance_view(*vm_args(spec))) or {}
+        statuses = view.get("statuses") or (view.get("properties") or {}).get("statuses") or []
+        return {str(s.get("code")) for s in statuses if s.get("code")}
+
+    def deallocate(self, spec: ResourceSpec) -> Callable[[str | None], Awaitable[Operation]]:
+        async def begin(token: str | None) -> Operation:
+            if token is not None:
+                return LroOperation(await self.ops.begin_deallocate(*vm_args(spec), continuation_token=token))
+            return LroOperation(await self.ops.begin_deallocate(*vm_args(spec)))
+
+        return begin
+
+    def generalize(self, spec: ResourceSpec) -> Callable[[str | None], Awaitable[Operation]]:
+        async def begin(token: str | None) -> Operation:
+            await self.ops.generalize(*vm_args(spec))  # synchronous: 200 when done
+            return CompletedOperation(None)
+
+        return begin

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -161,7 +161,12 @@ async def _resume(
 
 
 async def _follow(
-    operation: Operation, spec: ResourceSpec, method: str, started_at: str, settings: StepSettings
+    operation: Operation,
+    spec: ResourceSpec,
+    method: str,
+    started_at: str,
+    settings: StepSettings,
+    action_name: str = "",
 ) -> Outcome:
     try:
         if not operation.done():
@@ -174,7 +179,7 @@ async def _follow(
         if not token:
             return Outcome("waiting", requeue_after=retry_after or settings.requeue)
         not_before = now_rfc3339(retry_after) if retry_after else None
-        saved = SavedOperation(spec.id, method, token, started_at, retry_after=not_before)
+        saved = SavedOperation(spec.id, method, token, started_at, action_name, retry_after=not_before)
         return Outcome("waiting", operation=saved, requeue_after=retry_after or settings.requeue)
     except ResourceNotFoundError as exc:
         if method == "DELETE":
@@ -182,7 +187,7 @@ async def _follow(
         return _failed_or_retry(exc, settings)
     except Exception as exc:
         return _failed_or_retry(exc, settings)
-    if method == "DELETE":
+    if method != "PUT":
         return Outcome("done")
     resource = to_rest(result)
     return Outcome("done", resource=resource)
@@ -197,3 +202,31 @@ def _failed_or_retry(exc: BaseException, settings: StepSettings) -> Outcome:
     if not isinstance(exc, HttpResponseError):
         log.exception("unexpected error in an Azure step", exc_info=exc)
     return Outcome("failed", failure=failure)
+
+
+async def action(
+    begin: Callable[[str | None], Awaitable[Operation]],
+    spec: ResourceSpec,
+    name: str,
+    saved: SavedOperation | None,
+    settings: StepSettings,
+) -> Outcome:
+    """A POST action (deallocate, ...) without blocking. The caller checks first whether it is needed:
+    an action has no GET of its own, so its effect is read from the resource (e.g. the instance view).
+    """
+    if saved is not None and saved.method == "POST" and saved.action == name and saved.token:
+        try:
+            operation = await begin(saved.token)
+        except Exception as exc:
+            log.info("dropping the saved %s operation of %s: %s", name, spec.id, exc)
+        else:
+            outcome = await _follow(operation, spec, "POST", saved.started_at, settings, name)
+            if not (
+                outcome.state == "failed" and outcome.failure is not None and outcome.failure.status == 404
+            ):
+                return outcome
+    try:
+        operation = await begin(None)
+    except Exception as exc:
+        return _failed_or_retry(exc, settings)
+    return await _follow(operation, spec, "POST", now_rfc3339(), settings, name)

@@ -1,0 +1,161 @@
+"""kopf handlers, kept thin: they fetch the object, call the engine, write status, emit events.
+
+ImageBuild: one daemon per build drives `engine.advance` until the build is finished (a daemon, not
+a retried create handler: it sees spec.cancel at once and never blocks deletion, kopf #936). The
+delete handler runs cleanup until Azure answers 404 for everything; it only ever raises
+TemporaryError, never PermanentError (kopf #640: that would drop the finalizer and leak).
+
+ImageTemplate: validation into status (Ready, or Stalled with the reasons), autoRun, and deletion:
+the template's builds are canceled and waited for (they need the staging group to clean up), then
+the staging group is deleted (created by kaib) or emptied of what kaib put there (adopted).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import kopf
+
+from kaib.azure.arm import Arm
+from kaib.azure.async_step import StepSettings, now_rfc3339
+from kaib.azure.spec import RESOURCE_GROUP, STORAGE_ACCOUNT, ResourceSpec, parse_resource_id
+from kaib.controller import engine as build_engine
+from kaib.controller import templates
+from kaib.controller.kube import BUILDS, GROUP, TEMPLATES, VERSION
+from kaib.controller.run_context import Engine
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Memo:
+    engine: Engine
+    daemons: dict[str, asyncio.Event] = field(default_factory=dict)  # build uid -> set when its daemon exits
+
+
+def _emit(body: Mapping[str, Any], events: Any) -> None:
+    for event in events:
+        kopf.event(cast(Any, dict(body)), type=event.type, reason=event.reason, message=event.message[:1000])
+
+
+def register(registry: kopf.OperatorRegistry) -> None:
+    """Attach every handler to `registry` (no module-level global registry)."""
+
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> Any:
+        # A private registry has none of kopf's default login handlers: use the kubernetes client's
+        # (KUBECONFIG, or the in-cluster service account).
+        return kopf.login_via_client(**kwargs)
+
+    @kopf.daemon(GROUP, VERSION, BUILDS, registry=registry, cancellation_timeout=10.0)
+    async def build_daemon(
+        stopped: kopf.DaemonStopped, name: str, namespace: str | None, uid: str, memo: Any, **_: Any
+    ) -> None:
+        assert namespace is not None  # namespaced resource
+        state: Memo = memo.kaib
+        done = state.daemons.setdefault(uid, asyncio.Event())
+        done.clear()
+        try:
+            while not stopped:
+                build = await state.engine.kube.get(BUILDS, namespace, name)
+                if build is None or build["metadata"].get("deletionTimestamp"):
+                    return
+                try:
+                    result = await build_engine.advance(state.engine, build)
+                except Exception:
+                    log.exception("build %s/%s: reconcile failed; retrying", namespace, name)
+                    await stopped.wait(state.engine.settings.step.error_requeue)
+                    continue
+                if result.status != (build.get("status") or {}):
+                    await state.engine.kube.patch_status(BUILDS, namespace, name, result.status)
+                _emit(build, result.events)
+                if result.requeue is None:
+                    return
+                await stopped.wait(result.requeue)
+        finally:
+            done.set()
+
+    @kopf.on.delete(GROUP, VERSION, BUILDS, registry=registry)
+    async def build_deleted(
+        body: kopf.Body, uid: str, name: str, namespace: str | None, memo: Any, **_: Any
+    ) -> None:
+        assert namespace is not None
+        state: Memo = memo.kaib
+        daemon = state.daemons.get(uid)
+        if daemon is not None and not daemon.is_set():
+            try:
+                await asyncio.wait_for(daemon.wait(), timeout=30)
+            except TimeoutError:
+                raise kopf.TemporaryError("waiting for the build's reconciler to stop", delay=2) from None
+        build = await state.engine.kube.get(BUILDS, namespace, name) or dict(body)
+        try:
+            result = await build_engine.delete(state.engine, build)
+        except Exception as exc:
+            raise kopf.TemporaryError(f"cleanup failed, retrying: {exc}", delay=10) from exc
+        if result.status != (build.get("status") or {}):
+            await state.engine.kube.patch_status(BUILDS, namespace, name, result.status)
+        _emit(build, result.events)
+        if result.requeue is not None:
+            raise kopf.TemporaryError(
+                result.status.get("message") or "deleting the build's resources", delay=result.requeue
+            )
+        state.daemons.pop(uid, None)
+
+    @kopf.on.resume(GROUP, VERSION, TEMPLATES, registry=registry)
+    @kopf.on.create(GROUP, VERSION, TEMPLATES, registry=registry)
+    @kopf.on.update(GROUP, VERSION, TEMPLATES, field="spec", registry=registry)
+    async def template_changed(body: kopf.Body, patch: kopf.Patch, reason: str, memo: Any, **_: Any) -> None:
+        state: Memo = memo.kaib
+        status = templates.validation_status(dict(body), now_rfc3339())
+        patch.status.update(status)
+        if reason == "create":
+            created = await templates.auto_run(state.engine.kube, dict(body))
+            if created:
+                kopf.info(cast(Any, dict(body)), reason="AutoRun", message=f"created ImageBuild {created}")
+
+    @kopf.on.delete(GROUP, VERSION, TEMPLATES, registry=registry)
+    async def template_deleted(
+        body: kopf.Body, name: str, namespace: str | None, memo: Any, **_: Any
+    ) -> None:
+        assert namespace is not None
+        state: Memo = memo.kaib
+        waiting = await templates.cancel_builds(state.engine.kube, namespace, name)
+        if waiting:
+            raise kopf.TemporaryError(
+                f"waiting for builds to finish their cleanup: {', '.join(waiting)}", delay=2
+            )
+        done, message = await remove_staging(state.engine, dict(body))
+        if not done:
+            raise kopf.TemporaryError(message, delay=state.engine.settings.step.requeue)
+
+
+async def remove_staging(engine: Engine, template: Mapping[str, Any]) -> tuple[bool, str]:
+    """Delete the staging group kaib created; from an adopted one, delete only kaib's storage account."""
+    status = template.get("status") or {}
+    rid = str(status.get("exactStagingResourceGroup") or "")
+    if not rid:
+        return True, ""
+    parts = parse_resource_id(rid)
+    sub, group = parts["subscription"], parts["resourceGroup"]
+    arm = Arm(engine.azure.for_subscription(sub))
+    if status.get("stagingResourceGroupOwnership") == "Adopted":
+        account = str(status.get("storageAccount") or "")
+        target = ResourceSpec(STORAGE_ACCOUNT, sub, group, account) if account else None
+    else:
+        target = ResourceSpec(RESOURCE_GROUP, sub, group, group)
+    if target is None:
+        return True, ""
+    from kaib.azure import async_step
+
+    settings: StepSettings = engine.settings.step
+    outcome = await async_step.delete(arm, target, None, settings)
+    if outcome.state == "done":
+        return True, ""
+    message = (
+        outcome.failure.describe(f"deleting {target.name}") if outcome.failure else f"deleting {target.name}"
+    )
+    return False, message
