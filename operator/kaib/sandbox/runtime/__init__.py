@@ -42,7 +42,11 @@ What each piece is:
   `nsenter --net`, like `ip netns exec`): it sees the host filesystem.
 - sweep(state_dir) / Runtime.close(): kills recorded processes, deletes the runtime's namespaces
   (with their veths, bridges and nft tables) and unmounts its tmpfs; sweep_orphans(DEFAULT_ROOT)
-  does the same for runtimes whose process died.
+  does the same for runtimes whose process died (every new Runtime() runs it first).
+
+The ARM emulator uses all this through `kaib.sandbox.runtime.hooks.RuntimeHooks` (its SandboxHooks):
+`Sandbox(Options(hooks=RuntimeHooks()))` makes VNets, NSGs, Linux VMs, captured images, private
+endpoint paths and builder container groups real (see that module for what stays modelled).
 
 Tests use the `sandbox_runtime` fixture (tests/fixtures/runtime.py): `.network()`, `.ssh_key()`,
 `.vm(net, name, ip, key)`, `.client(net, name, ip)` -> namespace, `.ssh(ns, ip, key, command)`, and
