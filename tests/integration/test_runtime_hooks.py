@@ -416,3 +416,62 @@ def test_subnet_only_topology_from_the_operators_plan(arm: Arm, sandbox_runtime:
     arm.network.private_endpoints.begin_delete(staging, ctx.names.private_endpoint).result()
     assert sandbox_runtime.ssh(probe, pe_ip, key, "true", port=60001, connect_timeout=1).returncode == 255
     assert not arm.hooks.links
+
+
+def test_chained_builds_gallery_to_gallery(arm: Arm, sandbox_runtime: RuntimeKit) -> None:
+    """Version 1.0.0 from VM 1; VM 2 from the gallery image (latest) adds to it; version 2.0.0 from
+    VM 2; VM 3 from the gallery image sees both builds' changes, VM 4 from 1.0.0 only the first."""
+    key = sandbox_runtime.ssh_key()
+    build_subnet, _, nic_id = _network(arm)
+    probe = next(iter(arm.hooks.networks.values())).attach("probe", "10.60.2.250", 24)
+    resources = ResourceManagementClient(DefaultAzureCredential(), **arm.client_args)
+    sub = f"/subscriptions/{arm.sandbox.subscription_id}/resourceGroups/{RG}/providers/Microsoft.Compute"
+    gallery_image = f"{sub}/galleries/gal/images/golden"
+    resources.resources.begin_create_or_update_by_id(
+        f"{sub}/galleries/gal", {"location": LOCATION}, api_version="2023-07-03"
+    ).result()
+    definition = {"osType": "Linux", "osState": "Generalized", "hyperVGeneration": "V2",
+                  "identifier": {"publisher": "kaib", "offer": "golden", "sku": "1"}}  # fmt: skip
+    resources.resources.begin_create_or_update_by_id(
+        gallery_image, {"location": LOCATION, "properties": definition}, api_version="2023-07-03"
+    ).result()
+
+    def vm(name: str, image: dict[str, str], nic: str | None = None) -> str:
+        if nic is None:
+            nic = (
+                arm.network.network_interfaces.begin_create_or_update(
+                    RG, f"{name}-nic", _nic_body(build_subnet)
+                )
+                .result()
+                .id
+            )
+        _vm(arm, name, nic, key, image)
+        return str(
+            arm.network.network_interfaces.get(RG, nic.rsplit("/", 1)[-1])
+            .ip_configurations[0]
+            .private_ip_address
+        )
+
+    def publish(name: str, version: str) -> None:
+        arm.compute.virtual_machines.begin_deallocate(RG, name).result()
+        arm.compute.virtual_machines.generalize(RG, name)
+        source = {"id": arm.compute.virtual_machines.get(RG, name).id}
+        resources.resources.begin_create_or_update_by_id(
+            f"{gallery_image}/versions/{version}",
+            {"location": LOCATION, "properties": {"storageProfile": {"source": source}}},
+            api_version="2023-07-03",
+        ).result()
+
+    ubuntu = {"publisher": "Canonical", "offer": "ubuntu-24_04-lts", "sku": "server", "version": "latest"}
+    ip1 = vm("vm1", ubuntu, nic_id)
+    assert sandbox_runtime.ssh(probe, ip1, key, "echo one | sudo tee /etc/chain").returncode == 0
+    publish("vm1", "1.0.0")
+    ip2 = vm("vm2", {"id": gallery_image})
+    assert sandbox_runtime.ssh(probe, ip2, key, "echo two | sudo tee -a /etc/chain").returncode == 0
+    publish("vm2", "2.0.0")
+
+    ip3 = vm("vm3", {"id": gallery_image})
+    assert sandbox_runtime.ssh(probe, ip3, key, "cat /etc/chain").stdout.split() == ["one", "two"]
+    ip4 = vm("vm4", {"id": f"{gallery_image}/versions/1.0.0"})
+    assert sandbox_runtime.ssh(probe, ip4, key, "cat /etc/chain").stdout.split() == ["one"]
+    assert not Path("/etc/chain").exists()
