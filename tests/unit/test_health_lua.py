@@ -97,3 +97,22 @@ def test_table_covers_every_status_and_both_scripts() -> None:
     assert build == {"Healthy", "Progressing", "Degraded", "Suspended"}
     template = {c["expected"]["status"] for c in CASES if c["script"] == "imagetemplate.lua"}
     assert template == {"Healthy", "Progressing", "Degraded"}
+
+
+def documented_snippet(kind: str) -> str:
+    """The Lua under `resource.customizations.health.kaib.dev_<kind>: |` in docs/operations.md."""
+    lines = (ROOT / "docs" / "operations.md").read_text().splitlines(keepends=True)
+    start = lines.index(f"  resource.customizations.health.kaib.dev_{kind}: |\n") + 1
+    body = []
+    for line in lines[start:]:
+        if line.strip() and not line.startswith("    "):
+            break
+        body.append(line[4:] if line.strip() else "\n")
+    return "".join(body)
+
+
+@pytest.mark.parametrize(
+    ("kind", "script"), [("ImageBuild", "imagebuild.lua"), ("ImageTemplate", "imagetemplate.lua")]
+)
+def test_argocd_snippet_in_the_docs_is_the_shipped_script(kind: str, script: str) -> None:
+    assert documented_snippet(kind) == (HEALTH / script).read_text()
