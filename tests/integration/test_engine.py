@@ -215,3 +215,184 @@ def test_no_vnet_build_with_managed_image_succeeds(
     assert created and max(created.values()) == 1, created
     # kubectl wait works on Ready
     kube.kubectl("wait", "-n", ns, "--for=condition=Ready", "imagebuild/ubuntu-1", "--timeout=5s")
+
+
+# -- helpers for the failure paths ------------------------------------------------------------------
+
+
+def build_id_of(kube: Kube, namespace: str, name: str, op: Operator) -> str:
+    def check() -> str | None:
+        return (get(kube, namespace, "imagebuild", name).get("status") or {}).get("buildId")
+
+    result: str = wait_for(f"{name} buildId", check, 30, op)
+    return result
+
+
+def wait_substate(kube: Kube, op: Operator, namespace: str, name: str, sub_state: str) -> dict[str, Any]:
+    def check() -> dict[str, Any] | None:
+        obj = get(kube, namespace, "imagebuild", name)
+        return obj if (obj.get("status") or {}).get("subState") == sub_state else None
+
+    result: dict[str, Any] = wait_for(f"{name} subState {sub_state}", check, 60, op)
+    return result
+
+
+def assert_nothing_left(sandbox: SandboxHandle, build_id: str) -> None:
+    left = owned(sandbox, build_id)
+    assert left == [], [r["id"] for r in left]
+
+
+@pytest.fixture()
+def outcomes(sandbox: SandboxHandle) -> Iterator[SandboxHandle]:
+    """Modelled container outcomes for this test only."""
+    yield sandbox
+    sandbox.call("DELETE", "outcomes")
+    sandbox.call("DELETE", "policies")
+    sandbox.clear_faults()
+    for provider in ("Microsoft.ContainerInstance", "Microsoft.Network"):
+        sandbox.set_provider(provider, "Registered")
+
+
+def test_failing_customizer_fails_the_build_and_cleans_up(
+    kube: Kube, outcomes: SandboxHandle, operator: Operator, images_group: str
+) -> None:
+    sandbox = outcomes
+    sandbox.add_outcome(
+        "*", exitCode=1, logs="step hello failed\n", result={"message": "Shell customizer 'hello' failed"}
+    )
+    ns = kube.namespace(f"custfail-{uuid.uuid4().hex[:6]}")
+    apply(kube, ns, template("t", sandbox, images_group), build("b", "t"))
+    done = wait_phase(kube, operator, ns, "b", {"Succeeded", "Failed", "Canceled"})
+    status = done["status"]
+    assert status["phase"] == "Failed"
+    assert condition(done, "Stalled")["status"] == "True"
+    assert condition(done, "Ready")["status"] == "False"
+    assert condition(done, "Customized")["status"] == "False"
+    assert "customization failed: Shell customizer 'hello' failed" in status["message"]
+    assert "customization.log" in status["message"]
+    assert status.get("runOutputs") in (None, [])
+    assert_nothing_left(sandbox, status["buildId"])
+
+
+def test_abort_keeps_resources_until_the_build_is_deleted(
+    kube: Kube, outcomes: SandboxHandle, operator: Operator, images_group: str
+) -> None:
+    sandbox = outcomes
+    sandbox.add_outcome("*", exitCode=2)
+    ns = kube.namespace(f"abort-{uuid.uuid4().hex[:6]}")
+    tmpl = template("t", sandbox, images_group, errorHandling={"onCustomizerError": "abort"})
+    apply(kube, ns, tmpl, build("b", "t"))
+    done = wait_phase(kube, operator, ns, "b", {"Succeeded", "Failed", "Canceled"})
+    status = done["status"]
+    assert status["phase"] == "Failed"
+    assert "errorHandling is abort" in status["message"]
+    kept = {r["id"].lower() for r in status["resources"] if r["state"] == "Kept"}
+    assert kept, status["resources"]
+    assert kept <= {r["id"].lower() for r in owned(sandbox, status["buildId"])}
+    kube.kubectl("delete", "-n", ns, "imagebuild", "b", "--timeout=60s")
+    assert_nothing_left(sandbox, status["buildId"])
+
+
+def test_cancel_while_customizing_cleans_up(
+    kube: Kube, outcomes: SandboxHandle, operator: Operator, images_group: str
+) -> None:
+    sandbox = outcomes
+    sandbox.add_outcome("*", exitCode=0, seconds=60)
+    ns = kube.namespace(f"cancel-{uuid.uuid4().hex[:6]}")
+    apply(kube, ns, template("t", sandbox, images_group), build("b", "t"))
+    bid = build_id_of(kube, ns, "b", operator)
+    wait_substate(kube, operator, ns, "b", "Customizing")
+    kube.kubectl("patch", "-n", ns, "imagebuild", "b", "--type=merge", "-p", '{"spec": {"cancel": true}}')
+    done = wait_phase(kube, operator, ns, "b", {"Succeeded", "Failed", "Canceled"}, timeout=60)
+    assert done["status"]["phase"] == "Canceled"
+    assert condition(done, "Stalled")["status"] == "True"
+    assert_nothing_left(sandbox, bid)
+
+
+def test_delete_while_customizing_cleans_up(
+    kube: Kube, outcomes: SandboxHandle, operator: Operator, images_group: str
+) -> None:
+    sandbox = outcomes
+    sandbox.add_outcome("*", exitCode=0, seconds=60)
+    ns = kube.namespace(f"delete-{uuid.uuid4().hex[:6]}")
+    apply(kube, ns, template("t", sandbox, images_group), build("b", "t"))
+    bid = build_id_of(kube, ns, "b", operator)
+    wait_substate(kube, operator, ns, "b", "Customizing")
+    assert owned(sandbox, bid), "the build made nothing to clean up"
+    kube.kubectl("delete", "-n", ns, "imagebuild", "b", "--timeout=60s")
+    assert_nothing_left(sandbox, bid)
+
+
+def test_unregistered_provider_fails_in_preflight_before_creating_anything(
+    kube: Kube, outcomes: SandboxHandle, operator: Operator, images_group: str
+) -> None:
+    sandbox = outcomes
+    sandbox.set_provider("Microsoft.ContainerInstance", "NotRegistered")
+    ns = kube.namespace(f"provider-{uuid.uuid4().hex[:6]}")
+    apply(kube, ns, template("t", sandbox, images_group), build("b", "t"))
+    done = wait_phase(kube, operator, ns, "b", {"Succeeded", "Failed", "Canceled"})
+    status = done["status"]
+    assert status["phase"] == "Failed"
+    assert condition(done, "Stalled")["status"] == "True"
+    assert "Microsoft.ContainerInstance is not registered" in status["message"]
+    assert "az provider register -n Microsoft.ContainerInstance" in status["message"]
+    assert not status.get("stagingResourceGroup")
+    assert_nothing_left(sandbox, status["buildId"])
+
+
+def test_policy_denial_is_fatal_with_the_arm_code(
+    kube: Kube, outcomes: SandboxHandle, operator: Operator, images_group: str
+) -> None:
+    sandbox = outcomes
+    sandbox.add_policy("Microsoft.Network/virtualNetworks", "VNets are not allowed here")
+    ns = kube.namespace(f"policy-{uuid.uuid4().hex[:6]}")
+    apply(kube, ns, template("t", sandbox, images_group), build("b", "t"))
+    done = wait_phase(kube, operator, ns, "b", {"Succeeded", "Failed", "Canceled"})
+    status = done["status"]
+    assert status["phase"] == "Failed"
+    assert "RequestDisallowedByPolicy" in status["message"], status["message"]
+    assert condition(done, "NetworkReady")["status"] == "False"
+    assert_nothing_left(sandbox, status["buildId"])
+
+
+def test_builds_of_one_template_run_one_at_a_time(
+    kube: Kube, outcomes: SandboxHandle, operator: Operator, images_group: str
+) -> None:
+    sandbox = outcomes
+    sandbox.add_outcome("*", exitCode=0, seconds=3)
+    ns = kube.namespace(f"queue-{uuid.uuid4().hex[:6]}")
+    apply(kube, ns, template("t", sandbox, images_group), build("first", "t"))
+    wait_substate(kube, operator, ns, "first", "Customizing")
+    apply(kube, ns, build("second", "t"))
+    wait_for(
+        "second Queued",
+        lambda: (get(kube, ns, "imagebuild", "second").get("status") or {}).get("phase") == "Queued",
+        30,
+        operator,
+    )
+    second = get(kube, ns, "imagebuild", "second")
+    assert "first" in second["status"]["message"]
+    first = wait_phase(kube, operator, ns, "first", {"Succeeded", "Failed"})
+    assert first["status"]["phase"] == "Succeeded"
+    later = wait_phase(kube, operator, ns, "second", {"Succeeded", "Failed"})
+    assert later["status"]["phase"] == "Succeeded"
+    assert later["status"]["startTime"] >= first["status"]["endTime"]
+
+
+def test_operator_killed_mid_build_resumes_without_duplicates(
+    kube: Kube, outcomes: SandboxHandle, operator: Operator, images_group: str
+) -> None:
+    sandbox = outcomes
+    sandbox.add_outcome("*", exitCode=0, seconds=2)
+    ns = kube.namespace(f"kill-{uuid.uuid4().hex[:6]}")
+    apply(kube, ns, template("t", sandbox, images_group), build("b", "t"))
+    bid = build_id_of(kube, ns, "b", operator)
+    # Kill as soon as the first Azure resource of the build exists: its status write may not have happened.
+    wait_for("a first resource", lambda: owned(sandbox, bid), 30, operator)
+    operator.kill()
+    operator.start()
+    done = wait_phase(kube, operator, ns, "b", {"Succeeded", "Failed", "Canceled"})
+    assert done["status"]["phase"] == "Succeeded", done["status"]["message"]
+    created = creates_per_resource(sandbox, bid)
+    assert created and max(created.values()) == 1, created
+    assert_nothing_left(sandbox, bid)
