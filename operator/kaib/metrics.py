@@ -13,6 +13,9 @@ What the engine calls:
 - ``observe_reconcile(controller, result, seconds)``: one handler invocation; ``controller`` is
   ``"imagetemplate"`` or ``"imagebuild"``; ``result`` one of RESULTS (``"error"`` also counts in
   ``controller_runtime_reconcile_errors_total``).
+- ``with reconcile_timer(controller):`` around a handler body does the same: "success" when it
+  returns, "requeue_after" when it raises ``kopf.TemporaryError``, "error" for any other exception
+  (re-raised); a cancelled handler (operator shutdown) is not counted.
 - ``build_finished(outcome, seconds)``: a build reached a final phase (``outcome`` is the phase:
   Succeeded, PartiallySucceeded, Failed, Canceled); seconds from startTime to endTime.
 - ``step_finished(step, seconds)``: one DESIGN.md step of a build ended (the status ``steps[].name``).
@@ -32,10 +35,12 @@ cannot collide with it.
 
 from __future__ import annotations
 
+import asyncio
 import platform
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
@@ -177,6 +182,25 @@ def observe_reconcile(controller: str, result: str, seconds: float) -> None:
     RECONCILE_TIME.labels(controller=controller).observe(seconds)
     if result == "error":
         RECONCILE_ERRORS.labels(controller=controller).inc()
+
+
+@contextmanager
+def reconcile_timer(controller: str) -> Iterator[None]:
+    """Time the enclosed handler body and record its result (see the module docstring)."""
+    import kopf  # here, so that importing the metrics never pulls in kopf
+
+    started = time.monotonic()
+    try:
+        yield
+    except asyncio.CancelledError:
+        raise
+    except kopf.TemporaryError:
+        observe_reconcile(controller, "requeue_after", time.monotonic() - started)
+        raise
+    except Exception:
+        observe_reconcile(controller, "error", time.monotonic() - started)
+        raise
+    observe_reconcile(controller, "success", time.monotonic() - started)
 
 
 def build_finished(outcome: str, seconds: float) -> None:

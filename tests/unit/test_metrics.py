@@ -46,6 +46,24 @@ def test_reconcile_counts_results_errors_and_time() -> None:
         metrics.observe_reconcile("imagebuild", "ok", 0.1)
 
 
+def test_reconcile_timer_classifies_the_handler_outcome() -> None:
+    import kopf
+
+    def count(result: str) -> float:
+        return value("controller_runtime_reconcile_total", controller="imagetemplate", result=result)
+
+    before = {r: count(r) for r in ("success", "requeue_after", "error")}
+    with metrics.reconcile_timer("imagetemplate"):
+        pass
+    with pytest.raises(kopf.TemporaryError), metrics.reconcile_timer("imagetemplate"):
+        raise kopf.TemporaryError("Azure still creating", delay=5)
+    with pytest.raises(RuntimeError), metrics.reconcile_timer("imagetemplate"):
+        raise RuntimeError("bug")
+    with pytest.raises(asyncio.CancelledError), metrics.reconcile_timer("imagetemplate"):
+        raise asyncio.CancelledError
+    assert {r: count(r) - before[r] for r in before} == {"success": 1, "requeue_after": 1, "error": 1}
+
+
 def test_build_and_step_histograms_use_minute_to_hour_buckets() -> None:
     before = value("kaib_builds_total", outcome="Failed")
     metrics.build_finished("Failed", 1500.0)
