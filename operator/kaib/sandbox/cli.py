@@ -9,12 +9,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
 
 from . import config as cfg
 from .app import Options, Sandbox, export_lines, write_env_file
+from .hooks import SandboxHooks
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,6 +26,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--env-file", type=Path, help="also write the export lines here once ready")
     parser.add_argument("--latency-scale", type=float, help="multiply every modelled latency (0: off)")
     parser.add_argument("--no-azurite", action="store_true", help="do not start Azurite (no blob data plane)")
+    parser.add_argument(
+        "--runtime",
+        choices=("modelled", "real"),
+        default=os.environ.get("KAIB_SANDBOX_RUNTIME", "modelled"),
+        help="modelled: nothing runs (default); real: VMs, networks and builder containers run "
+        "(kaib.sandbox.runtime, needs root and namespaces). Env: KAIB_SANDBOX_RUNTIME",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -36,7 +45,23 @@ def main(args: argparse.Namespace) -> int:
         latency_scale=args.latency_scale,
         with_azurite=not args.no_azurite,
     )
+    if args.runtime == "real":
+        from .runtime import RuntimeUnavailable
+
+        try:
+            options.hooks = _real_hooks()
+        except RuntimeUnavailable as exc:
+            print(f"kaib sandbox: the real runtime is unavailable here: {exc}", file=sys.stderr)
+            return 2
     return asyncio.run(_run(options, args.env_file))
+
+
+def _real_hooks() -> SandboxHooks:
+    # The runtime keeps its own state directory (and sweeps those of dead owners): a restarted
+    # sandbox remakes what its persisted resources need on first use.
+    from .runtime.hooks import RuntimeHooks
+
+    return RuntimeHooks()
 
 
 async def _run(options: Options, env_file: Path | None) -> int:
