@@ -10,7 +10,7 @@ import json
 import subprocess
 import threading
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -31,7 +31,7 @@ from kaib.azure.planner import PlanFacts, plan
 from kaib.azure.spec import ResourceSpec
 from kaib.packer import ConnectionFacts, RenderOptions, render_build
 from kaib.sandbox.app import Options, Sandbox
-from kaib.sandbox.runtime import missing
+from kaib.sandbox.runtime import Runtime, missing
 from kaib.sandbox.runtime.hooks import RuntimeHooks
 from kaib.sandbox.runtime.netns import read_banner
 from kaib.sandbox.runtime.sweep import list_namespaces
@@ -55,10 +55,21 @@ class Arm:
     compute: ComputeManagementClient
     aci: ContainerInstanceManagementClient
     client_args: dict[str, Any]
+    call: Callable[[Coroutine[Any, Any, Any]], Any]
 
 
-@pytest.fixture
-def arm(monkeypatch: pytest.MonkeyPatch) -> Iterator[Arm]:
+def _nothing_left(runtime: Runtime) -> None:
+    """No namespace, mount, process or state of this runtime remains."""
+    assert not runtime.state_dir.exists()
+    assert list_namespaces(runtime.prefix) == []
+    assert runtime.prefix not in Path("/proc/self/mountinfo").read_text()
+    processes = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert str(runtime.state_dir) not in processes
+
+
+@pytest.fixture(scope="module")
+def arm_sandbox() -> Iterator[Arm]:
+    """One sandbox (and its Azurite) for the module, on an event loop of its own thread."""
     if missing():
         pytest.skip("sandbox runtime unavailable: missing " + "; ".join(missing()))
     loop = asyncio.new_event_loop()
@@ -70,11 +81,11 @@ def arm(monkeypatch: pytest.MonkeyPatch) -> Iterator[Arm]:
 
     hooks = RuntimeHooks()
     sandbox = Sandbox(Options(hooks=hooks, latency_scale=0.002))
-    runtime = hooks.runtime
+    patch = pytest.MonkeyPatch()
     try:
         call(sandbox.start())
         for name, value in sandbox.env.items():
-            monkeypatch.setenv(name, value)
+            patch.setenv(name, value)  # DefaultAzureCredential reads them from the environment
         args: dict[str, Any] = {
             "subscription_id": sandbox.subscription_id,
             "base_url": sandbox.env["KAIB_ARM_ENDPOINT"],
@@ -82,9 +93,6 @@ def arm(monkeypatch: pytest.MonkeyPatch) -> Iterator[Arm]:
             "polling_interval": 0.05,
         }
         credential = DefaultAzureCredential()
-        ResourceManagementClient(credential, **args).resource_groups.create_or_update(
-            RG, {"location": LOCATION}
-        )
         yield Arm(
             sandbox,
             hooks,
@@ -92,19 +100,30 @@ def arm(monkeypatch: pytest.MonkeyPatch) -> Iterator[Arm]:
             ComputeManagementClient(credential, **args),
             ContainerInstanceManagementClient(credential, **args),
             args,
+            call,
         )
     finally:
+        runtime = hooks._runtime
         call(sandbox.stop())  # closes the hooks: a full sweep
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
-    # Stopping the sandbox left nothing of the runtime: namespaces, mounts, processes, state.
-    assert not runtime.state_dir.exists()
-    assert list_namespaces(runtime.prefix) == []
-    assert runtime.prefix not in Path("/proc/self/mountinfo").read_text()
-    assert (
-        str(runtime.state_dir)
-        not in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    )
+        patch.undo()
+    if runtime is not None:
+        _nothing_left(runtime)
+
+
+@pytest.fixture
+def arm(arm_sandbox: Arm) -> Iterator[Arm]:
+    """The module's sandbox, reset after each test: reset removes everything the runtime made."""
+    runtime = arm_sandbox.hooks.runtime
+    ResourceManagementClient(
+        DefaultAzureCredential(), **arm_sandbox.client_args
+    ).resource_groups.create_or_update(RG, {"location": LOCATION})
+    try:
+        yield arm_sandbox
+    finally:
+        arm_sandbox.call(arm_sandbox.sandbox.reset())
+    _nothing_left(runtime)
 
 
 def _rule(name: str, priority: int, access: str, source: str = "*", port: str = "*") -> dict[str, Any]:
