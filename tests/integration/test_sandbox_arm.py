@@ -524,7 +524,7 @@ def test_container_group_in_delegated_subnet_with_outcome(sandbox: SandboxHandle
     assert listed[0].instance_view is None
     logs = ContainerClient.from_container_url(container_url)
     result = json.loads(logs.download_blob("build-1/result.json").readall())
-    assert result["exitCode"] == 3 and result["status"] == "Failed"
+    assert result["status"] == "Failed" and result["phases"][0]["exitCode"] == 3 and not result["imageReady"]
     assert b"PACKER OUT step 2 failed" in logs.download_blob("build-1/customization.log").readall()
     usage = {u.name.value: u.current_value for u in aci.location.list_usage(LOC)}
     assert usage["ContainerGroups"] >= 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceExistsError
 from azure.mgmt.compute.aio import ComputeManagementClient as AioCompute
+from azure.mgmt.containerinstance import ContainerInstanceManagementClient
 from azure.mgmt.containerinstance.aio import ContainerInstanceManagementClient as AioAci
 from azure.mgmt.network import NetworkManagementClient
 from azure.mgmt.network.aio import NetworkManagementClient as AioNetwork
@@ -109,7 +111,6 @@ def test_quota_error_synchronous_and_in_operation(sandbox: SandboxHandle, group:
                 ],
             },
         }
-        from azure.mgmt.containerinstance import ContainerInstanceManagementClient
 
         aci = sandbox.client(ContainerInstanceManagementClient)
         error = error_of(lambda: aci.container_groups.begin_create_or_update(group, "cg", aci_body).result())
@@ -320,6 +321,34 @@ def test_state_file_keeps_resources_and_blobs_and_stop_leaves_nothing(tmp_path: 
         )
         blobs.create_container("logs")
         blobs.get_blob_client("logs", "a.txt").upload_blob(b"kept")
+        aci = first.client(ContainerInstanceManagementClient)
+        aci.container_groups.begin_create_or_update(
+            "kept",
+            "cg",
+            {
+                "location": LOC,
+                "properties": {
+                    "osType": "Linux",
+                    "restartPolicy": "Never",
+                    "containers": [
+                        {
+                            "name": "c",
+                            "properties": {
+                                "image": "busybox",
+                                "resources": {"requests": {"cpu": 1, "memoryInGB": 1}},
+                            },
+                        }
+                    ],
+                },
+            },
+        ).result()
+        deadline = time.monotonic() + 20
+        while aci.container_groups.get("kept", "cg").instance_view.state != "Succeeded":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        # A tags-only update does not run the group again.
+        aci.container_groups.update("kept", "cg", {"tags": {"x": "y"}})
+        assert aci.container_groups.get("kept", "cg").instance_view.state == "Succeeded"
     finally:
         stop_sandbox(first)  # asserts no process or port is left
         os.environ.clear()
@@ -336,6 +365,11 @@ def test_state_file_keeps_resources_and_blobs_and_stop_leaves_nothing(tmp_path: 
             account.primary_endpoints.blob, credential={"account_name": "kaibkept", "account_key": key}
         )
         assert blobs.get_blob_client("logs", "a.txt").download_blob().readall() == b"kept"
+        aci = second.client(ContainerInstanceManagementClient)
+        kept = aci.container_groups.get("kept", "cg")
+        assert kept.instance_view.state == "Succeeded" and kept.tags == {"x": "y"}
+        assert kept.containers[0].instance_view.current_state.exit_code == 0
+        assert "modelled run" in aci.containers.list_logs("kept", "cg", "c").content
     finally:
         stop_sandbox(second)
         os.environ.clear()

@@ -801,6 +801,8 @@ class Engine:
             spec = self.registry.get(r.type)
             if spec is not None:
                 self._store(spec, r)
+                if spec.on_restore is not None:
+                    spec.on_restore(self, r)
 
 
 def quota_error(provider: str, name: str, location: str, limit: int, used: int, extra: int) -> ArmError:

@@ -21,8 +21,9 @@ shows it plus `lookup(id)` for the resources it references (a VM's NICs, a NIC's
 `ModelledHooks` is the default: nothing is real. Its container groups run the *modelled outcome*
 (`/_sandbox/outcomes`, see control.py): they wait the modelled run time, print the configured logs,
 exit with the configured code and, when the environment says where (KAIB_LOG_CONTAINER_URL: a blob
-container URL with a SAS, KAIB_BUILD_ID), write `<build id>/customization.log` and
-`<build id>/result.json` there, as the builder agent would.
+container URL with a SAS; KAIB_BUILD_ID; KAIB_LOG_PREFIX, default the build id), write
+`<prefix>/customization.log` and `<prefix>/result.json` there in the builder agent's schema (`result`
+of the outcome is merged over it), as the builder agent would.
 """
 
 from __future__ import annotations
@@ -95,6 +96,34 @@ class ContainerRun:
     def log_text(self, container: str) -> str:
         return "".join(self.logs.get(container, []))
 
+    def summary(self) -> RunSummary:
+        return RunSummary(
+            {c: self.log_text(c) for c in self.logs}, dict(self.started), dict(self.exit_codes),
+            dict(self.finished_at),
+        )  # fmt: skip
+
+
+@dataclass
+class RunSummary:
+    """A finished run as the sandbox keeps (and persists) it: what the instance view and logs show."""
+
+    logs: dict[str, str]
+    started: dict[str, float]
+    exit_codes: dict[str, int]
+    finished_at: dict[str, float]
+
+    def log_text(self, container: str) -> str:
+        return self.logs.get(container, "")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"logs": self.logs, "started": self.started, "exitCodes": self.exit_codes,
+                "finishedAt": self.finished_at}  # fmt: skip
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunSummary:
+        return cls(data.get("logs", {}), data.get("started", {}), data.get("exitCodes", {}),
+                   data.get("finishedAt", {}))  # fmt: skip
+
 
 class SandboxHooks(Protocol):
     async def network_changed(self, view: ResourceView) -> None: ...
@@ -161,12 +190,13 @@ class ModelledHooks:
 
 
 def write_modelled_result(env: dict[str, str], run: ContainerRun) -> None:
-    """Write `<build>/customization.log` (append blob) and `<build>/result.json` as the agent would."""
+    """Write `<prefix>/customization.log` (append blob) and `<prefix>/result.json` in the builder
+    agent's schema (kaib/builder/result.py); prefix: KAIB_LOG_PREFIX, else KAIB_BUILD_ID."""
     from azure.storage.blob import ContainerClient
 
     container = ContainerClient.from_container_url(env["KAIB_LOG_CONTAINER_URL"])
     build = env.get("KAIB_BUILD_ID", run.group.name)
-    prefix = f"{build}/"
+    prefix = (env.get("KAIB_LOG_PREFIX", "").strip("/") or build) + "/"
     log_blob = container.get_blob_client(prefix + "customization.log")
     if not log_blob.exists():
         log_blob.create_append_blob()
@@ -174,13 +204,29 @@ def write_modelled_result(env: dict[str, str], run: ContainerRun) -> None:
     if lines:
         log_blob.append_block(lines.encode())
     code = run.outcome.exit_code
-    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    status = "Succeeded" if code == 0 else "Failed"
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(min(run.started.values(), default=time.time())))
+    ended = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    message = "" if code == 0 else f"modelled failure: the customization exited with code {code}"
     result: dict[str, Any] = {
         "buildId": build,
-        "status": "Succeeded" if code == 0 else "Failed",
-        "exitCode": code,
-        "message": "" if code == 0 else f"modelled failure (exit code {code})",
-        "phases": [{"name": "customize", "start": now, "end": now, "exitCode": code}],
+        "status": status,
+        "startTime": started,
+        "endTime": ended,
+        "message": message,
+        "imageReady": code == 0,
+        "phases": [
+            {
+                "name": "customize",
+                "log": "customization.log",
+                "status": status,
+                "startTime": started,
+                "endTime": ended,
+                "exitCode": code,
+                "failedStep": None,
+                "message": message,
+            }
+        ],
         "modelled": True,
     }
     result.update(run.outcome.result or {})

@@ -63,6 +63,7 @@ class TypeSpec:
     actions: dict[str, tuple[str, Action]] = field(default_factory=dict)  # lower path -> (method, fn)
     on_ready: Lifecycle | None = None  # after a PUT's latency: the runtime seam (hooks.py)
     on_delete: Lifecycle | None = None
+    on_restore: Callable[[Engine, Resource], None] | None = None  # loaded from a state file
     cascade: Callable[[Engine, Resource], list[str]] | None = None  # ids deleted along with it
     quota: Quota | None = None  # (provider, usage name, amount) it consumes
     sync_delete_status: int = 200  # what a synchronous DELETE answers

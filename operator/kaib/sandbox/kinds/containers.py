@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import addresses
 from ..errors import ArmError
-from ..hooks import ContainerRun, ContainerSpec
+from ..hooks import ContainerRun, ContainerSpec, RunSummary
 from ..registry import ActionResult, Ref, TypeSpec
 from .common import subnet_of, taken_ips
 from .network import is_delegated_to_aci
@@ -111,8 +111,7 @@ def _synthesize(engine: Engine, group: Resource, existing: Resource | None) -> N
 
 
 def _render(engine: Engine, group: Resource, body: dict[str, Any], listing: bool, expand: str) -> None:
-    entry = engine.extensions.get(RUNS, {}).get(group.key)
-    run: ContainerRun | None = entry[0] if entry else None
+    run = _run_of(engine, group)
     stopped = group.state.get("stopped", False)
     containers = []
     states = []
@@ -156,6 +155,28 @@ def _render(engine: Engine, group: Resource, body: dict[str, Any], listing: bool
     body["properties"]["instanceView"] = {"state": group_state, "events": []}
 
 
+def _run_of(engine: Engine, group: Resource) -> ContainerRun | RunSummary | None:
+    """The live run, else the last finished one (kept in state, so it survives a restart)."""
+    entry = engine.extensions.get(RUNS, {}).get(group.key)
+    if entry is not None:
+        run: ContainerRun = entry[0]
+        return run
+    saved = group.state.get("run")
+    return RunSummary.from_json(saved) if saved else None
+
+
+def _restore(engine: Engine, group: Resource) -> None:
+    """A run the sandbox's restart interrupted ends as a failure, as a lost host would."""
+    if group.state.get("run") or group.provisioning_state != "Succeeded" or group.state.get("stopped"):
+        return
+    names = [str(c.get("name")) for c in group.props.get("containers") or []]
+    now = time.time()
+    message = "sandbox: the sandbox restarted while this container ran\n"
+    summary = RunSummary({n: message for n in names}, {n: now for n in names}, {n: 1 for n in names},
+                         {n: now for n in names})  # fmt: skip
+    group.state["run"] = summary.to_json()
+
+
 def _start_run(engine: Engine, group: Resource) -> None:
     runs: dict[str, Any] = engine.extensions.setdefault(RUNS, {})
     old = runs.pop(group.key, None)
@@ -181,6 +202,7 @@ def _start_run(engine: Engine, group: Resource) -> None:
         run_seconds=seconds if seconds is not None else engine.latency.seconds(CG, "run"),
     )
     group.state["stopped"] = False
+    group.state.pop("run", None)
 
     async def execute() -> None:
         try:
@@ -192,13 +214,19 @@ def _start_run(engine: Engine, group: Resource) -> None:
                 if c.name not in run.exit_codes:
                     run.log(c.name, f"sandbox: the container could not run: {exc}\n")
                     run.finished(c.name, 1)
+        current = engine.store.get(group.id)
+        if current is not None:
+            current.state["run"] = run.summary().to_json()
 
     runs[group.key] = (run, engine.spawn(execute()))
 
 
 async def _ready(engine: Engine, group: Resource) -> None:
+    # A new group runs; an update (tags, say) of one that ran does not run it again unless its
+    # images changed, as in ACI.
     entry = engine.extensions.get(RUNS, {}).get(group.key)
-    if entry is None or entry[1].done() or _spec_changed_since(entry[0], group):
+    never_ran = entry is None and not group.state.get("run")
+    if never_ran or (entry is not None and _spec_changed_since(entry[0], group)):
         _start_run(engine, group)
 
 
@@ -230,8 +258,8 @@ def _logs(engine: Engine, group: Resource, body: dict[str, Any], query: dict[str
         raise ArmError(
             404, "ContainerNotFound", f"The container '{container}' was not found in group '{group.name}'."
         )
-    entry = engine.extensions.get(RUNS, {}).get(group.key)
-    text = entry[0].log_text(container) if entry else ""
+    run = _run_of(engine, group)
+    text = run.log_text(container) if run else ""
     tail = query.get("tail")
     if tail and tail.isdigit():
         lines = text.splitlines(keepends=True)
@@ -264,6 +292,7 @@ SPECS = [
         render=_render,
         on_ready=_ready,
         on_delete=_deleted,
+        on_restore=_restore,
         quota=_quota,
         refs=(Ref("properties.subnetIds[].id"),),
         actions={
