@@ -320,6 +320,34 @@ def test_build_through_the_sdks_for_real(arm: Arm, sandbox_runtime: RuntimeKit) 
     assert code != 0
     assert "Timeout waiting for SSH" in logs, logs
 
+    # A Windows VM exists in ARM only, and a builder's logs say so.
+    win_nic = arm.network.network_interfaces.begin_create_or_update(
+        RG, "win-nic", _nic_body(build_subnet)
+    ).result()
+    windows = {
+        "publisher": "MicrosoftWindowsServer",
+        "offer": "WindowsServer",
+        "sku": "2022-datacenter-azure-edition",
+        "version": "latest",
+    }
+    arm.compute.virtual_machines.begin_create_or_update(
+        RG,
+        "win",
+        {
+            "location": LOCATION,
+            "properties": {
+                "hardwareProfile": {"vmSize": "Standard_D2s_v3"},
+                "storageProfile": {"imageReference": windows, "osDisk": {"createOption": "FromImage"}},
+                "osProfile": {"computerName": "win", "adminUsername": ADMIN, "adminPassword": "P@ss-1234!",
+                              "windowsConfiguration": {}},
+                "networkProfile": {"networkInterfaces": [{"id": win_nic.id}]},
+            },
+        },
+    ).result()  # fmt: skip
+    assert all(e.vm.name != "win" for e in arm.hooks.vms.values())
+    code, logs = _run_builder(arm, aci_subnet, vm_ip, key, spec, build="b4", ssh_timeout="1s")
+    assert "VM win is Windows: it exists in ARM only" in logs
+
     # Containers of other images run nothing, and say so.
     code, logs = _run_builder(
         arm, aci_subnet, vm_ip, key, spec, build="b3", image="mcr.microsoft.com/hello:1"

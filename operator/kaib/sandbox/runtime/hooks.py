@@ -68,6 +68,7 @@ class RuntimeHooks:
     groups: dict[str, tuple[Network, str]] = field(default_factory=dict, init=False)  # group id ->
     endpoints: dict[str, str] = field(default_factory=dict, init=False)  # private endpoint id (lower) -> id
     links: dict[str, tuple[tuple[Any, ...], PrivateLinkProxy]] = field(default_factory=dict, init=False)
+    windows: dict[str, str] = field(default_factory=dict, init=False)  # VM id (lower) -> name: ARM only
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
 
     def __post_init__(self) -> None:
@@ -237,6 +238,7 @@ class RuntimeHooks:
         body = view.body
         if arm.is_windows(body):
             log.warning("sandbox: VM %s is Windows: it exists in ARM only, nothing runs it", view.name)
+            self.windows[view.id.lower()] = view.name
             return None
         nic_ids = arm.vm_nic_ids(body)
         if not nic_ids:
@@ -288,6 +290,7 @@ class RuntimeHooks:
                 await self._io(self._wire_private_links, view.lookup)
 
     async def vm_deleted(self, view: ResourceView) -> None:
+        self.windows.pop(view.id.lower(), None)
         async with self._lock:
             entry = self.vms.pop(view.id.lower(), None)
             if entry is not None:
@@ -369,7 +372,14 @@ class RuntimeHooks:
             workdir = self.runtime.state_dir / "containers" / f"{run.group.name}-{spec.name}"
             await self._io(lambda: (workdir / "work").mkdir(parents=True, exist_ok=True))
             env = await self._io(self._agent_env, spec, network, workdir)
-        argv = spec.command or [sys.executable, "-m", "kaib.builder.agent"]
+        group = arm.resource_group_prefix(run.group.id)
+        for vm_id, name in self.windows.items():
+            if arm.resource_group_prefix(vm_id) == group:
+                note = f"sandbox: VM {name} is Windows: it exists in ARM only; nothing answers on WinRM\n"
+                run.log(spec.name, note)
+        run.log(spec.name, f"sandbox: running the kaib builder agent at {run.private_ip} in {namespace}\n")
+        # The image's own command is not run: this installation's agent stands for the image.
+        argv = [sys.executable, "-m", "kaib.builder.agent"]
         proc = await self._io(
             lambda: self.runtime.run_in(
                 namespace, argv, env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=str(workdir)
