@@ -34,8 +34,14 @@ SYNC = {
     "storage": StorageManagementClient,
     "msi": ManagedServiceIdentityClient,
 }
-AIO = {"resource": AioResources, "network": AioNetwork, "compute": AioCompute, "aci": AioAci, "storage": AioStorage,
-       "msi": AioMsi}  # fmt: skip
+AIO = {
+    "resource": AioResources,
+    "network": AioNetwork,
+    "compute": AioCompute,
+    "aci": AioAci,
+    "storage": AioStorage,
+    "msi": AioMsi,
+}
 
 
 @dataclass
@@ -56,53 +62,192 @@ class Kind:
 def kinds(sub: str, group: str, storage_name: str) -> list[Kind]:
     rg = f"/subscriptions/{sub}/resourceGroups/{group}/providers"
     subnet = f"{rg}/Microsoft.Network/virtualNetworks/vnet/subnets"
-    nic = {"location": LOC, "properties": {"ipConfigurations": [{"name": "ip", "properties": {
-        "subnet": {"id": f"{subnet}/vms"}}}]}}  # fmt: skip
+    nic = {
+        "location": LOC,
+        "properties": {
+            "ipConfigurations": [{"name": "ip", "properties": {"subnet": {"id": f"{subnet}/vms"}}}]
+        },
+    }
     return [
-        Kind("msi", "user_assigned_identities", ("id",), {"location": LOC}, create="create_or_update",
-             list="list_by_resource_group", delete="delete"),
-        Kind("storage", "storage_accounts", (storage_name,), {"location": LOC, "kind": "StorageV2",
-             "sku": {"name": "Standard_LRS"}}, create="begin_create", get="get_properties",
-             list="list_by_resource_group", delete="delete"),
+        Kind(
+            "msi",
+            "user_assigned_identities",
+            ("id",),
+            {"location": LOC},
+            create="create_or_update",
+            list="list_by_resource_group",
+            delete="delete",
+        ),
+        Kind(
+            "storage",
+            "storage_accounts",
+            (storage_name,),
+            {"location": LOC, "kind": "StorageV2", "sku": {"name": "Standard_LRS"}},
+            create="begin_create",
+            get="get_properties",
+            list="list_by_resource_group",
+            delete="delete",
+        ),
         Kind("network", "network_security_groups", ("nsg",), {"location": LOC}),
-        Kind("network", "security_rules", ("nsg", "rule"), {"properties": {
-            "priority": 100, "direction": "Inbound", "access": "Allow", "protocol": "Tcp", "sourcePortRange": "*",
-            "sourceAddressPrefix": "*", "destinationAddressPrefix": "*", "destinationPortRange": "22"}}),
-        Kind("network", "virtual_networks", ("vnet",), {"location": LOC, "properties": {
-            "addressSpace": {"addressPrefixes": ["10.7.0.0/16"]}}}),
+        Kind(
+            "network",
+            "security_rules",
+            ("nsg", "rule"),
+            {
+                "properties": {
+                    "priority": 100,
+                    "direction": "Inbound",
+                    "access": "Allow",
+                    "protocol": "Tcp",
+                    "sourcePortRange": "*",
+                    "sourceAddressPrefix": "*",
+                    "destinationAddressPrefix": "*",
+                    "destinationPortRange": "22",
+                }
+            },
+        ),
+        Kind(
+            "network",
+            "virtual_networks",
+            ("vnet",),
+            {"location": LOC, "properties": {"addressSpace": {"addressPrefixes": ["10.7.0.0/16"]}}},
+        ),
         Kind("network", "subnets", ("vnet", "vms"), {"properties": {"addressPrefix": "10.7.1.0/24"}}),
-        Kind("network", "subnets", ("vnet", "aci"), {"properties": {"addressPrefix": "10.7.2.0/24",
-             "delegations": [{"name": "d", "properties": {"serviceName": "Microsoft.ContainerInstance/containerGroups"}}],
-             "privateLinkServiceNetworkPolicies": "Disabled"}}),
+        Kind(
+            "network",
+            "subnets",
+            ("vnet", "aci"),
+            {
+                "properties": {
+                    "addressPrefix": "10.7.2.0/24",
+                    "delegations": [
+                        {
+                            "name": "d",
+                            "properties": {"serviceName": "Microsoft.ContainerInstance/containerGroups"},
+                        }
+                    ],
+                    "privateLinkServiceNetworkPolicies": "Disabled",
+                }
+            },
+        ),
         Kind("network", "public_ip_addresses", ("pip",), {"location": LOC}),
-        Kind("network", "load_balancers", ("lb",), {"location": LOC, "properties": {"frontendIPConfigurations": [
-            {"name": "fe", "properties": {"subnet": {"id": f"{subnet}/aci"}}}]}}),
-        Kind("network", "private_link_services", ("pls",), {"location": LOC, "properties": {
-            "loadBalancerFrontendIpConfigurations": [{"id": f"{rg}/Microsoft.Network/loadBalancers/lb/frontendIPConfigurations/fe"}],
-            "ipConfigurations": [{"name": "n", "properties": {"subnet": {"id": f"{subnet}/aci"}}}]}}),
-        Kind("network", "private_endpoints", ("pe",), {"location": LOC, "properties": {"subnet": {"id": f"{subnet}/vms"},
-             "privateLinkServiceConnections": [{"name": "c", "properties": {
-                 "privateLinkServiceId": f"{rg}/Microsoft.Network/privateLinkServices/pls"}}]}}),
+        Kind(
+            "network",
+            "load_balancers",
+            ("lb",),
+            {
+                "location": LOC,
+                "properties": {
+                    "frontendIPConfigurations": [
+                        {"name": "fe", "properties": {"subnet": {"id": f"{subnet}/aci"}}}
+                    ]
+                },
+            },
+        ),
+        Kind(
+            "network",
+            "private_link_services",
+            ("pls",),
+            {
+                "location": LOC,
+                "properties": {
+                    "loadBalancerFrontendIpConfigurations": [
+                        {"id": f"{rg}/Microsoft.Network/loadBalancers/lb/frontendIPConfigurations/fe"}
+                    ],
+                    "ipConfigurations": [{"name": "n", "properties": {"subnet": {"id": f"{subnet}/aci"}}}],
+                },
+            },
+        ),
+        Kind(
+            "network",
+            "private_endpoints",
+            ("pe",),
+            {
+                "location": LOC,
+                "properties": {
+                    "subnet": {"id": f"{subnet}/vms"},
+                    "privateLinkServiceConnections": [
+                        {
+                            "name": "c",
+                            "properties": {
+                                "privateLinkServiceId": f"{rg}/Microsoft.Network/privateLinkServices/pls"
+                            },
+                        }
+                    ],
+                },
+            },
+        ),
         Kind("network", "network_interfaces", ("nic",), nic),
-        Kind("compute", "disks", ("disk",), {"location": LOC, "properties": {"creationData": {"createOption": "Empty"},
-             "diskSizeGB": 4}}, list="list_by_resource_group"),
-        Kind("compute", "virtual_machines", ("vm",), {"location": LOC, "properties": {
-            "hardwareProfile": {"vmSize": "Standard_B2s"},
-            "storageProfile": {"imageReference": {"publisher": "Canonical", "offer": "ubuntu-24_04-lts", "sku": "server",
-                                                  "version": "latest"}, "osDisk": {"createOption": "FromImage",
-                                                                                   "deleteOption": "Delete"}},
-            "osProfile": {"computerName": "vm", "adminUsername": "u", "adminPassword": "Pa55word!-x"},
-            "networkProfile": {"networkInterfaces": [{"id": f"{rg}/Microsoft.Network/networkInterfaces/nic"}]}}}),
+        Kind(
+            "compute",
+            "disks",
+            ("disk",),
+            {"location": LOC, "properties": {"creationData": {"createOption": "Empty"}, "diskSizeGB": 4}},
+            list="list_by_resource_group",
+        ),
+        Kind(
+            "compute",
+            "virtual_machines",
+            ("vm",),
+            {
+                "location": LOC,
+                "properties": {
+                    "hardwareProfile": {"vmSize": "Standard_B2s"},
+                    "storageProfile": {
+                        "imageReference": {
+                            "publisher": "Canonical",
+                            "offer": "ubuntu-24_04-lts",
+                            "sku": "server",
+                            "version": "latest",
+                        },
+                        "osDisk": {"createOption": "FromImage", "deleteOption": "Delete"},
+                    },
+                    "osProfile": {"computerName": "vm", "adminUsername": "u", "adminPassword": "Pa55word!-x"},
+                    "networkProfile": {
+                        "networkInterfaces": [{"id": f"{rg}/Microsoft.Network/networkInterfaces/nic"}]
+                    },
+                },
+            },
+        ),
         Kind("compute", "galleries", ("gal",), {"location": LOC}, list="list_by_resource_group"),
-        Kind("compute", "gallery_images", ("gal", "img"), {"location": LOC, "properties": {
-            "osType": "Linux", "osState": "Generalized",
-            "identifier": {"publisher": "p", "offer": "o", "sku": "s"}}}, list="list_by_gallery"),
-        Kind("aci", "container_groups", ("cg",), {"location": LOC, "properties": {
-            "osType": "Linux", "restartPolicy": "Never", "subnetIds": [{"id": f"{subnet}/aci"}],
-            "containers": [{"name": "c", "properties": {"image": "busybox",
-                                                       "resources": {"requests": {"cpu": 1, "memoryInGB": 1}}}}]}},
-             list="list_by_resource_group"),
-    ]  # fmt: skip
+        Kind(
+            "compute",
+            "gallery_images",
+            ("gal", "img"),
+            {
+                "location": LOC,
+                "properties": {
+                    "osType": "Linux",
+                    "osState": "Generalized",
+                    "identifier": {"publisher": "p", "offer": "o", "sku": "s"},
+                },
+            },
+            list="list_by_gallery",
+        ),
+        Kind(
+            "aci",
+            "container_groups",
+            ("cg",),
+            {
+                "location": LOC,
+                "properties": {
+                    "osType": "Linux",
+                    "restartPolicy": "Never",
+                    "subnetIds": [{"id": f"{subnet}/aci"}],
+                    "containers": [
+                        {
+                            "name": "c",
+                            "properties": {
+                                "image": "busybox",
+                                "resources": {"requests": {"cpu": 1, "memoryInGB": 1}},
+                            },
+                        }
+                    ],
+                },
+            },
+            list="list_by_resource_group",
+        ),
+    ]
 
 
 async def resolve(value: Any) -> Any:
