@@ -23,6 +23,7 @@ from azure.mgmt.containerinstance import ContainerInstanceManagementClient
 from azure.mgmt.network import NetworkManagementClient
 from azure.mgmt.resource.resources import ResourceManagementClient
 
+from kaib.azure import network
 from kaib.azure import spec as t
 from kaib.azure.compute import Access
 from kaib.azure.context import BuildContext
@@ -240,9 +241,11 @@ def _run_builder(
     build: str = "b1",
     image: str = "kaib-builder:latest",
     ssh_timeout: str = "15s",
+    port: int | None = None,
+    group: str = RG,
 ) -> tuple[int, str]:
     """Run a container group (named after the build) through the SDK; its exit code and logs."""
-    facts = ConnectionFacts(os_type="Linux", host=vm_ip, username=ADMIN, build_id=build)
+    facts = ConnectionFacts(os_type="Linux", host=vm_ip, username=ADMIN, build_id=build, port=port)
     options = RenderOptions(tolerate_missing_waagent=True, communicator_timeout=ssh_timeout)
     plan = render_build(spec, facts, options)
     assert arm.sandbox.azurite is not None
@@ -254,7 +257,7 @@ def _run_builder(
         {"name": "KAIB_STORAGE_CONNECTION_STRING", "secureValue": arm.sandbox.azurite.connection_string},
     ]
     arm.aci.container_groups.begin_create_or_update(
-        RG,
+        group,
         build,
         {
             "location": LOCATION,
@@ -278,9 +281,9 @@ def _run_builder(
     ).result()
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
-        state = arm.aci.container_groups.get(RG, build).containers[0].instance_view.current_state
+        state = arm.aci.container_groups.get(group, build).containers[0].instance_view.current_state
         if state.state == "Terminated":
-            logs = arm.aci.containers.list_logs(RG, build, "packer").content or ""
+            logs = arm.aci.containers.list_logs(group, build, "packer").content or ""
             return int(state.exit_code), logs
         time.sleep(0.2)
     raise AssertionError("the builder container did not terminate")
@@ -304,8 +307,8 @@ def test_build_through_the_sdks_for_real(arm: Arm, sandbox_runtime: RuntimeKit) 
     assert not Path("/etc/kaib-build").exists()
 
     # NSGs through the SDK: remove the allow rule and the ACI subnet cannot reach SSH any more.
-    network = next(iter(arm.hooks.networks.values()))
-    probe = network.attach("probe", "10.60.2.250", 24)  # stands in the ACI subnet, like the builder
+    vnet = next(iter(arm.hooks.networks.values()))
+    probe = vnet.attach("probe", "10.60.2.250", 24)  # stands in the ACI subnet, like the builder
 
     def ssh_open() -> bool:
         try:
@@ -458,6 +461,13 @@ def test_subnet_only_topology_from_the_operators_plan(arm: Arm, sandbox_runtime:
     assert result.stdout.split()[:2] == [ctx.names.build_vm, proxy_ip]
     with pytest.raises(OSError):
         read_banner(probe, build_ip, 22, timeout=0.3)  # no other way across
+
+    # The builder agent, in a container group in the temporary VNet, customizes through the proxy.
+    aci_subnet = network.subnet_id(ctx, ctx.names.aci_subnet)
+    spec = {"customize": [{"type": "Shell", "inline": ["echo via-proxy | sudo tee /etc/kaib-proxy"]}]}
+    code, logs = _run_builder(arm, aci_subnet, pe_ip, key, spec, build="p1", port=60001, group=staging)
+    assert code == 0, logs
+    assert sandbox_runtime.ssh(probe, pe_ip, key, "cat /etc/kaib-proxy", port=60001).stdout == "via-proxy\n"
 
     # Deleting the private endpoint (cleanup's first step) cuts the path.
     arm.network.private_endpoints.begin_delete(staging, ctx.names.private_endpoint).result()
