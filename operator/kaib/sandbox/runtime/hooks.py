@@ -7,9 +7,13 @@ container group whose image is the kaib builder image runs the builder agent fro
 in a namespace attached to its subnet. Its environment's http(s)://127.0.0.1:PORT URLs (Azurite)
 are rewritten to the network's service address, where that port is exposed.
 
-Not real, and said so: Windows VMs exist in ARM only (no runtime; a warning is logged and the
-container logs of a builder that targets one say it cannot connect); containers with other images
-run nothing and exit 0 after the modelled run time.
+The builder image's own command is not run: this installation's `python -m kaib.builder.agent`
+stands for it, with the container's environment (secure values included) plus PATH/HOME/PYTHONPATH.
+
+Not real, and said so: Windows VMs exist in ARM only (no runtime; a warning is logged and a builder
+container in the same resource group logs "VM <name> is Windows: it exists in ARM only"); containers
+with other images run nothing, log that, and exit 0 after the modelled run time. VMs restored from a
+saved sandbox state exist in ARM only until started again (nothing runs across a restart).
 
 Private endpoints: a private endpoint whose private link service fronts a load balancer whose
 backend pool holds a running proxy VM's NIC gets a PrivateLinkProxy: its address in the temporary
