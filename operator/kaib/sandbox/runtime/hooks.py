@@ -13,7 +13,8 @@ stands for it, with the container's environment (secure values included) plus PA
 Not real, and said so: Windows VMs exist in ARM only (no runtime; a warning is logged and a builder
 container in the same resource group logs "VM <name> is Windows: it exists in ARM only"); containers
 with other images run nothing, log that, and exit 0 after the modelled run time. VMs restored from a
-saved sandbox state exist in ARM only until started again (nothing runs across a restart).
+saved sandbox state exist in ARM only until started again, from empty disks: neither processes
+nor VM disks and captured layers survive a sandbox restart.
 
 Private endpoints: a private endpoint whose private link service fronts a load balancer whose
 backend pool holds a running proxy VM's NIC gets a PrivateLinkProxy: its address in the temporary
