@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -202,3 +204,123 @@ def test_token_really_works_in_a_watched_namespace_only(kube: Kube, helm: Path, 
     assert patched.returncode == 0, patched.stderr
     deleted = as_operator("-n", "rbac-real-team", "delete", "secret", "b1-ssh")
     assert deleted.returncode == 0, deleted.stderr
+
+
+# --- kopf itself with nothing but the chart's token ----------------------------------------------
+
+PROBE_OPERATOR = '''
+"""A stand-in for kaib's engine: the same framework calls (watch, finalizer, progress annotations,
+status patch, events, peering) plus a Secret per build, as the ServiceAccount."""
+import asyncio
+
+import kopf
+from kubernetes import client, config
+
+SELECT = {"kaib-probe": "yes"}
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, **_):
+    settings.persistence.finalizer = "kaib.dev/probe"
+    settings.watching.server_timeout = 10
+
+
+def secrets():
+    config.load_kube_config()
+    return client.CoreV1Api()
+
+
+@kopf.on.create("kaib.dev", "v1alpha1", "imagebuilds", labels=SELECT)
+async def created(body, name, namespace, patch, **_):
+    secret = {"metadata": {"name": f"{name}-probe"}, "stringData": {"k": "v"}}
+    await asyncio.to_thread(secrets().create_namespaced_secret, namespace, secret)
+    # kopf 1.45 posts events only when asked (kopf.info/warn/event), not for logger calls.
+    kopf.info(body, reason="Probe", message="probe saw the build")
+    patch.status["message"] = "seen by the probe"
+
+
+@kopf.on.delete("kaib.dev", "v1alpha1", "imagebuilds", labels=SELECT)
+async def deleted(name, namespace, **_):
+    await asyncio.to_thread(secrets().delete_namespaced_secret, f"{name}-probe", namespace)
+'''
+
+
+def _wait_for(predicate: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.mark.parametrize("confined", [True, False], ids=["watched-namespace", "cluster-wide"])
+def test_kopf_runs_with_only_the_chart_token(kube: Kube, helm: Path, tmp_path: Path, confined: bool) -> None:
+    ns = "kaib-rbac-kopf-ns" if confined else "kaib-rbac-kopf-all"
+    team = kube.namespace("rbac-kopf-team" if confined else "rbac-kopf-any")
+    sets = [f"watchNamespaces={{{team}}}"] if confined else []
+    release = "kopfns" if confined else "kopfall"
+    account = install(kube, helm, release, ns, *sets)
+    token = kube.kubectl("-n", ns, "create", "token", account).stdout.strip()
+    config = kube.plane.kubeconfig_for_token(token, tmp_path / "operator.kubeconfig")
+    script = tmp_path / "probe.py"
+    script.write_text(PROBE_OPERATOR)
+    scope = ["-n", team] if confined else ["-A"]
+    log = tmp_path / "kopf.log"
+    with log.open("w") as out:
+        operator = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "kopf",
+                "run",
+                str(script),
+                "--verbose",
+                "--peering",
+                "kaib",
+                "-p",
+                "100",
+                *scope,
+            ],
+            env={**os.environ, "KUBECONFIG": str(config)},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        build = f"""
+apiVersion: kaib.dev/v1alpha1
+kind: ImageBuild
+metadata: {{name: b1, namespace: {team}, labels: {{kaib-probe: "yes"}}}}
+spec: {{templateRef: {{name: ubuntu}}}}
+"""
+        kube.kubectl("apply", "-f", "-", input=build)
+
+        def status_message() -> str:
+            return kube.kubectl(
+                "-n", team, "get", "imagebuild", "b1", "-o", "jsonpath={.status.message}"
+            ).stdout
+
+        _wait_for(
+            lambda: status_message() == "seen by the probe", f"the probe's status write\n{log.read_text()}"
+        )
+        assert kube.kubectl("-n", team, "get", "secret", "b1-probe", check=False).returncode == 0
+
+        def events() -> str:
+            return kube.kubectl("-n", team, "get", "events", "-o", "jsonpath={.items[*].message}").stdout
+
+        _wait_for(lambda: "probe saw the build" in events(), f"the probe's event\n{log.read_text()}")
+        peering = (
+            ["-n", team, "get", "kopfpeering", "kaib"] if confined else ["get", "clusterkopfpeering", "kaib"]
+        )
+        _wait_for(
+            lambda: "priority" in kube.kubectl(*peering, "-o", "jsonpath={.status}").stdout,
+            "the peering keep-alive",
+        )
+        kube.kubectl("-n", team, "delete", "imagebuild", "b1", "--wait=true", "--timeout=30s")
+        assert kube.kubectl("-n", team, "get", "secret", "b1-probe", check=False).returncode != 0
+    finally:
+        operator.terminate()
+        operator.wait(timeout=30)
+    text = log.read_text()
+    for complaint in ("403", "Forbidden", "forbidden", "Not enough permissions"):
+        assert complaint not in text, f"{complaint!r} in kopf's log:\n{text}"
