@@ -42,9 +42,9 @@ class Runtime:
         self.service_ip = service_ip
         self.registry = Registry(self.state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        (self.state_dir / "owner.json").write_text(
-            json.dumps({"id": self.id, "pid": os.getpid(), "start_time": process_start_time(os.getpid())})
-        )
+        owner = {"id": self.id, "pid": os.getpid(), "start_time": process_start_time(os.getpid())}
+        (self.state_dir / "owner.tmp").write_text(json.dumps(owner))
+        os.replace(self.state_dir / "owner.tmp", self.state_dir / "owner.json")
         self.disks = self.state_dir / "disks"
         self.disks.mkdir(exist_ok=True)
         self.registry.add(Record("mount", str(self.disks)))

@@ -75,7 +75,7 @@ def sweep(state_dir: Path) -> SweepReport:
     report.processes += killed
     namespaces = [r.name for r in records if r.kind == "netns"]
     owner = state_dir / "owner.json"
-    if owner.exists():  # the prefix catches anything made between a crash and its record
+    with contextlib.suppress(OSError, ValueError):  # the prefix catches what a crash left unrecorded
         namespaces += list_namespaces(runtime_prefix(json.loads(owner.read_text())["id"]))
     existing = set(list_namespaces())
     for ns in dict.fromkeys(namespaces):
@@ -94,7 +94,10 @@ def sweep_orphans(root: Path) -> list[SweepReport]:
     """Sweep every runtime under `root` whose owning process is gone (crashed or killed)."""
     reports = []
     for owner in sorted(root.glob("*/owner.json")):
-        info = json.loads(owner.read_text())
+        try:
+            info = json.loads(owner.read_text())
+        except (OSError, ValueError):
+            continue  # being written or swept by someone else right now
         if process_start_time(info["pid"]) != info["start_time"]:
             reports.append(sweep(owner.parent))
     return reports
