@@ -138,8 +138,10 @@ class ArmServer:
                         raise ArmError(
                             400, "InvalidRequestContent", "The request content was not valid JSON."
                         ) from None
-            type_name, name = self._describe(parsed)
-            owners = self.control.owners_of(body.get("tags") if isinstance(body, dict) else None)
+            type_name, name, rid = self._describe(parsed)
+            stored = self.engine.store.get(rid) if rid else None
+            tags = body.get("tags") if isinstance(body, dict) else (stored.tags if stored else None)
+            owners = self.control.owners_of(tags)
             wait, remaining = self.control.throttle(parsed.subscription, method not in ("GET", "HEAD"))
             if wait is not None:
                 raise ArmError(
@@ -176,16 +178,17 @@ class ArmServer:
         )
         return response
 
-    def _describe(self, p: ids.ArmPath) -> tuple[str, str]:
+    def _describe(self, p: ids.ArmPath) -> tuple[str, str, str | None]:
+        """(resource type, name, id) a request is about, for faults and the request log."""
         if p.namespace is None:
             if p.group is not None and not p.types:
-                return GROUP_TYPE, p.group
-            return "Microsoft.Resources/" + ("/".join(p.types) or "subscriptions"), ""
+                return GROUP_TYPE, p.group, ids.group_id(p.subscription, p.group)
+            return "Microsoft.Resources/" + ("/".join(p.types) or "subscriptions"), "", None
         located = self.engine.locate(p) if p.group else None
         if located is not None:
             spec, rid, _ = located
-            return spec.type, ids.name_of(rid)
-        return p.full_type, p.names[-1] if p.names and len(p.names) == len(p.types) else ""
+            return spec.type, ids.name_of(rid), rid
+        return p.full_type, p.names[-1] if p.names and len(p.names) == len(p.types) else "", None
 
     def _respond(self, answer: Answer, method: str, remaining: int) -> web.Response:
         headers = {
