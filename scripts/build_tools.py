@@ -5,6 +5,10 @@ Layout: ``$CACHE/tools/<name>-<version>-<flags hash>/<name>`` (a version or flag
 and ``$CACHE/tools/bin/<name>``, a symlink to the current one; tests and docs use ``bin/``.
 Neither module has replace directives, so ``go install module/cmd@version`` works directly.
 
+Measured on the 2-core machine (2026-11-25): with empty Go module and build caches helm takes about
+5 min 45 s and kubeconform 14 s; with the modules the control-plane build already fetched, helm
+takes about 1.5 min; afterwards nothing is rebuilt.
+
 Usage: ``python3 scripts/build_tools.py [--print-bin]``. Standard library only: setup.sh runs it
 before or without the project environment.
 """
