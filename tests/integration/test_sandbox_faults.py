@@ -134,19 +134,20 @@ def test_quota_error_synchronous_and_in_operation(sandbox: SandboxHandle, group:
 
 def test_missing_subscription_registration(sandbox: SandboxHandle, group: str) -> None:
     sandbox.set_provider("Microsoft.Storage", "NotRegistered")
+    # The SDK's ARM pipeline registers the provider itself when it may; a principal without that
+    # right (as the operator's usually is) gets the 409 back. Model the missing right.
+    sandbox.add_fault(
+        status=403,
+        code="AuthorizationFailed",
+        method="POST",
+        type="Microsoft.Storage/register",
+        message="The client does not have authorization to perform action "
+        "'Microsoft.Storage/register/action'.",
+    )
     try:
-        # No auto-registration in the SDK pipeline here: the client is built with it off, as the
-        # operator should (it checks registration in preflight instead).
         rm = sandbox.client(ResourceManagementClient)
         assert rm.providers.get("Microsoft.Storage").registration_state == "NotRegistered"
-        from azure.core.pipeline.policies import RetryPolicy
-
-        storage = sandbox.client(StorageManagementClient, retry_policy=RetryPolicy(retry_total=0))
-        storage._client._pipeline._impl_policies = [  # drop ARM's auto-register policy (10 s sleeps)
-            p
-            for p in storage._client._pipeline._impl_policies
-            if type(p).__name__ != "ARMAutoResourceProviderRegistrationPolicy"
-        ]
+        storage = sandbox.client(StorageManagementClient)
         error = error_of(
             lambda: storage.storage_accounts.begin_create(
                 group,
@@ -154,8 +155,10 @@ def test_missing_subscription_registration(sandbox: SandboxHandle, group: str) -
                 {"location": LOC, "kind": "StorageV2", "sku": {"name": "Standard_LRS"}},
             ).result()
         )
-        assert error.error is not None and error.error.code == "MissingSubscriptionRegistration"
-        assert "Microsoft.Storage" in str(error.error.message)
+        assert error.status_code == 409 and error.error is not None
+        assert error.error.code == "MissingSubscriptionRegistration"
+        assert "namespace 'Microsoft.Storage'" in str(error.error.message)
+        sandbox.clear_faults()
         rm.providers.register("Microsoft.Storage")
         assert rm.providers.get("Microsoft.Storage").registration_state == "Registered"
     finally:
