@@ -104,6 +104,7 @@ COMBINATIONS = {
     "service-monitor": ("serviceMonitor.enabled=true",),
     "network-policy": ("networkPolicy.enabled=true",),
     "workload-identity": (f"workloadIdentity.clientId={CLIENT_ID}",),
+    "standalone-quiet": ("peering.enabled=false", "podDisruptionBudget.enabled=false"),
     "everything": (
         "watchNamespaces={team-a}",
         "serviceMonitor.enabled=true",
@@ -172,8 +173,9 @@ def test_defaults_watch_all_namespaces_with_one_cluster_role(tools: Tools) -> No
     assert "delete" not in rules_for(cluster_role, "kaib.dev", "imagebuilds")
     assert [p["metadata"]["name"] for p in by_kind(docs, "ClusterKopfPeering")] == ["kaib"]
     (deployment,) = by_kind(docs, "Deployment")
-    env = {e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
-    assert env["KAIB_WATCH_NAMESPACES"] == "" and env["KAIB_PEERING"] == "kaib"
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["kaib", "run"]
+    assert container["args"] == ["--peering=kaib", "--priority=100"]  # no --namespace: all namespaces
 
 
 def test_watch_namespaces_confines_secrets_to_those_namespaces(tools: Tools) -> None:
@@ -188,6 +190,9 @@ def test_watch_namespaces_confines_secrets_to_those_namespaces(tools: Tools) -> 
     assert all(b["subjects"][0]["namespace"] == NAMESPACE for b in bindings)
     assert sorted(p["metadata"]["namespace"] for p in by_kind(docs, "KopfPeering")) == ["team-a", "team-b"]
     assert not by_kind(docs, "ClusterKopfPeering")
+    (deployment,) = by_kind(docs, "Deployment")
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert [a for a in args if a.startswith("--namespace=")] == ["--namespace=team-a", "--namespace=team-b"]
 
 
 def test_pod_is_restricted_and_single(tools: Tools) -> None:
@@ -228,6 +233,15 @@ def test_service_monitor_scrapes_the_service(tools: Tools) -> None:
     assert selector.items() <= service["metadata"]["labels"].items()
     assert monitor["spec"]["endpoints"][0]["port"] == service["spec"]["ports"][0]["name"] == "metrics"
     assert not by_kind(tools.helm_template(), "ServiceMonitor")
+
+
+def test_without_peering_the_operator_runs_standalone(tools: Tools) -> None:
+    docs = tools.helm_template("peering.enabled=false")
+    assert not by_kind(docs, "ClusterKopfPeering") and not by_kind(docs, "KopfPeering")
+    (cluster_role,) = by_kind(docs, "ClusterRole")
+    assert not any("kopf.dev" in rule["apiGroups"] for rule in cluster_role["rules"])
+    (deployment,) = by_kind(docs, "Deployment")
+    assert not deployment["spec"]["template"]["spec"]["containers"][0].get("args")
 
 
 def test_network_policy_opens_only_the_metrics_port(tools: Tools) -> None:
