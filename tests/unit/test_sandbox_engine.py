@@ -201,3 +201,25 @@ def test_references_must_exist_and_share_the_location() -> None:
         assert "was not found" in missing.value.message
 
     asyncio.run(scenario())
+
+
+def test_restore_finishes_what_was_in_flight() -> None:
+    async def scenario() -> None:
+        engine = make_engine(scale=1.0)  # nothing finishes during the test
+        created = await put(engine, VNET, vnet(("a", "10.0.1.0/24")))
+        op_id = created.headers["Azure-AsyncOperation"].split("/operations/")[1].split("?")[0]
+        nsg = f"{RG}/providers/Microsoft.Network/networkSecurityGroups/nsg"
+        engine.latency.scale = 0
+        await put(engine, nsg, {"location": "westeurope"})
+        engine.latency.scale = 1.0
+        assert (await delete(engine, nsg)).status == 202
+        saved, operations = engine.store.dump(), engine.dump_operations()
+        await engine.reset()
+
+        restored = Engine(registry(), LatencyModel(), Control())
+        restored.restore(saved, operations)
+        assert restored.store.get(VNET).provisioning_state == "Succeeded"  # type: ignore[union-attr]
+        assert restored.store.get(nsg) is None  # the delete counts as done
+        assert restored.operation_status(op_id).body["status"] == "Succeeded"  # old tokens resolve
+
+    asyncio.run(scenario())

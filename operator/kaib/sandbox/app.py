@@ -142,6 +142,7 @@ class Sandbox:
             return
         document = {
             "resources": self.engine.store.dump(),
+            "operations": self.engine.dump_operations(),
             "control": {
                 "quotas": self.control.quotas,
                 "unregistered": sorted(self.control.unregistered),
@@ -156,7 +157,7 @@ class Sandbox:
         if path is None or not path.exists():
             return
         document = json.loads(path.read_text())
-        self.engine.restore(document.get("resources", []))
+        self.engine.restore(document.get("resources", []), document.get("operations", []))
         control = document.get("control", {})
         self.control.quotas.update(control.get("quotas", {}))
         self.control.unregistered = set(control.get("unregistered", []))

@@ -226,7 +226,8 @@ class Engine:
 
         if state == "Succeeded":
             if spec.on_ready is not None:
-                self.spawn(_quietly(spec.on_ready(self, resource)))
+                on_ready = spec.on_ready
+                self.background(lambda: on_ready(self, resource))
             return Answer(201 if created and spec.create_status != 202 else 200, self.render(resource))
         op = self.start_operation(resource, seconds, finish, failed)
         status = spec.create_status if created else 200
@@ -615,6 +616,10 @@ class Engine:
         task.add_done_callback(self._background.discard)
         return task
 
+    def background(self, start: Callable[[], Awaitable[None]]) -> None:
+        """Run a hook call without anyone waiting for it; its failure is logged."""
+        self.spawn(_quietly(start))
+
     def _trim_operations(self) -> None:
         if len(self.operations) < MAX_OPERATIONS:
             return
@@ -789,20 +794,42 @@ class Engine:
         self.store.clear()
         await self.hooks.close()
 
-    def restore(self, items: list[dict[str, Any]]) -> None:
-        """Load persisted resources; whatever was in flight is taken as finished."""
+    def restore(self, items: list[dict[str, Any]], operations: list[dict[str, Any]] | None = None) -> None:
+        """Load persisted resources and operations. Nothing runs across a restart: what was in flight
+        is taken as finished (deletes as done), so saved continuation tokens still resolve."""
         loaded = Store.load(items)
         for r in loaded:
             self.store.put(r)
         for r in loaded:
-            state = r.provisioning_state
-            if state in TRANSITIONAL:  # nothing runs across a restart: what was in flight is done
+            if r.provisioning_state == "Deleting":
+                self._remove(r)
+        for r in loaded:
+            if self.store.get(r.id) is not r:
+                continue
+            if r.provisioning_state in TRANSITIONAL:
                 r.props["provisioningState"] = "Succeeded"
             spec = self.registry.get(r.type)
             if spec is not None:
                 self._store(spec, r)
                 if spec.on_restore is not None:
                     spec.on_restore(self, r)
+        for o in operations or []:
+            op = Operation(o["id"], o["namespace"], o["location"], o["resource_id"], o["started"], o["ends"])
+            op.status = "Succeeded" if o["status"] == "InProgress" else o["status"]
+            op.result = o.get("result")
+            if o.get("error"):
+                e = o["error"]
+                op.error = ArmError(int(e.get("status", 500)), str(e.get("code")), str(e.get("message")))
+            self.operations[op.id] = op
+
+    def dump_operations(self) -> list[dict[str, Any]]:
+        out = []
+        for op in self.operations.values():
+            error = {"status": op.error.status, **op.error.error()} if op.error else None
+            out.append({"id": op.id, "namespace": op.namespace, "location": op.location,
+                        "resource_id": op.resource_id, "started": op.started, "ends": op.ends,
+                        "status": op.status, "result": op.result, "error": error})  # fmt: skip
+        return out
 
 
 def quota_error(provider: str, name: str, location: str, limit: int, used: int, extra: int) -> ArmError:
@@ -824,9 +851,10 @@ def quota_error(provider: str, name: str, location: str, limit: int, used: int, 
     )
 
 
-async def _quietly(coro: Awaitable[None]) -> None:
+async def _quietly(start: Callable[[], Awaitable[None]]) -> None:
+    # Takes a factory, not a coroutine: a task cancelled before it runs leaves nothing un-awaited.
     try:
-        await coro
+        await start()
     except Exception:
         log.exception("hook failed")
 

@@ -326,7 +326,8 @@ def _power_action(power: str, started: bool) -> Any:
 
 def _generalize(engine: Engine, vm: Resource, body: dict[str, Any], query: dict[str, str]) -> ActionResult:
     vm.state["generalized"] = True
-    engine.spawn(engine.hooks.vm_generalized(engine.view(vm)))
+    view = engine.view(vm)
+    engine.background(lambda: engine.hooks.vm_generalized(view))
     return ActionResult(200, None)
 
 
