@@ -57,6 +57,15 @@ def test_429_with_retry_after_is_retried_and_succeeds(sandbox: SandboxHandle, gr
     assert statuses == [429, 201]
 
 
+def test_fault_rules_listed_and_removed_one_by_one(sandbox: SandboxHandle) -> None:
+    first = sandbox.add_fault(status=500, code="InternalServerError", name="never-1")
+    second = sandbox.add_fault(status=503, code="ServiceUnavailable", name="never-2", probability=0.5)
+    sandbox.remove_fault(first["id"])
+    assert [f["id"] for f in sandbox.call("GET", "faults")] == [second["id"]]
+    sandbox.clear_faults()
+    assert sandbox.call("GET", "faults") == []
+
+
 def test_another_operation_in_progress_reaches_the_caller(sandbox: SandboxHandle, group: str) -> None:
     sandbox.add_fault(
         status=409,

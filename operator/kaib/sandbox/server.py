@@ -430,8 +430,8 @@ class ArmServer:
             if method == "POST":
                 return vars(control.add_fault(cfg.fault_from(body)))
             if method == "DELETE":
-                keep = int(parts[1]) if len(parts) > 1 else None
-                control.faults = [f for f in control.faults if keep is not None and f.id != keep]
+                gone = int(parts[1]) if len(parts) > 1 else None  # one rule, else all
+                control.faults = [f for f in control.faults if gone is not None and f.id != gone]
                 return {"faults": len(control.faults)}
             return [vars(f) for f in control.faults]
         if head == "policies":
