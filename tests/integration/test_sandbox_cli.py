@@ -158,6 +158,8 @@ def test_vm_power_actions_tags_and_quota(sandbox: SandboxHandle, group: str) -> 
             compute.virtual_machines.begin_create_or_update(group, "vm2", body).result()
         assert quota.value.error is not None and quota.value.error.code == "OperationNotAllowed"
         assert "Current Limit: 5" in str(quota.value.error.message)
+        disks = [d.name for d in compute.disks.list_by_resource_group(group)]
+        assert len(disks) == 1 and disks[0].startswith("vm_"), "a refused VM leaves no OS disk behind"
     finally:
         sandbox.set_quota("compute", cores=100)
     rm = sandbox.client(ResourceManagementClient)

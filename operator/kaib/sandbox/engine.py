@@ -186,11 +186,19 @@ class Engine:
             raise ArmError(
                 409, "AnotherOperationInProgress", f"Operation on '{existing.name}' is in progress: delete."
             )
+        # Policy and quota first: preparing has effects (a VM's OS disk, a private endpoint's NIC).
+        location = body.get("location") if isinstance(body, dict) else None
+        location = location or (self._location_of(parent) if parent else None)
+        self.control.check_policy(spec.type, location, resource_id)
+        for prop, child_type in spec.embedded.items():
+            items = (body.get("properties") or {}).get(prop) if isinstance(body, dict) else None
+            for item in items or []:
+                child_id = f"{resource_id}/{child_type.rsplit('/', 1)[-1]}/{item.get('name', '')}"
+                self.control.check_policy(child_type, location, child_id)
+        if isinstance(body, dict) and spec.quota is not None:
+            provisional = Resource(resource_id, spec.type, {**body, "location": location})
+            self._check_quota(spec, provisional, existing)
         resource, children = self._prepare(spec, resource_id, body, existing, parent, group_res)
-        self.control.check_policy(spec.type, resource.location, resource.id)
-        for child_spec, child, _ in children:
-            self.control.check_policy(child_spec.type, child.location, child.id)
-        self._check_quota(spec, resource, existing)
         dropped = self._dropped_children(spec, resource, children)
         seconds = self.latency.seconds(spec.type, "put") if spec.lro else 0.0
         fault = self.control.fault_for("PUT", spec.type, resource.name, in_operation=True)
