@@ -338,6 +338,14 @@ def _given(value: str | None) -> bool:
     return bool(value)
 
 
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def lower_ascii(value: str) -> str:
+    """CEL's lowerAscii(): only A-Z change (str.lower() would also fold 'À' and the Kelvin sign)."""
+    return value.translate(_ASCII_LOWER)
+
+
 class VnetConfig(ApiModel):
     """Where the build runs: nothing (kaib makes a VNet), subnetId (proxy), or both subnets (no proxy)."""
 
@@ -371,7 +379,7 @@ class VnetConfig(ApiModel):
             message="containerInstanceSubnetId must be a different subnet than subnetId",
             check=lambda m: (
                 not (m.containerInstanceSubnetId and m.subnetId)
-                or m.containerInstanceSubnetId.lower() != m.subnetId.lower()
+                or lower_ascii(m.containerInstanceSubnetId) != lower_ascii(m.subnetId)
             ),
             field="containerInstanceSubnetId",
         ),
