@@ -1,0 +1,145 @@
+"""Property-based tests on the real apiserver: the CRDs and `kaib validate` agree on every generated case.
+
+Every case is sent as a server-side dry-run create (nothing is stored) through the kubernetes client,
+in batches on a few threads. For each case: the apiserver accepts it exactly when `kaib validate`
+finds no problem; an invalid case (one known mutation, tests/strategies.py) is rejected by both,
+naming the mutated field. Junk cases (any JSON somewhere in the spec) only have to get the same
+verdict from both.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from kaib.api import validate_manifest
+from tests import strategies as gen
+from tests.strategies import CaseCounter, Invalid, fuzz_settings
+
+NS = "fuzz-crds"
+BATCH = 10
+THREADS = 4
+COUNTS = CaseCounter()
+
+
+@dataclass
+class Verdict:
+    accepted: bool
+    fields: list[str]  # the field paths the apiserver named
+    message: str
+
+
+class Server:
+    """Server-side dry-run creates of ImageTemplates and ImageBuilds."""
+
+    def __init__(self, kube: Any, namespace: str) -> None:
+        from kubernetes import client
+
+        self.client = client
+        self.api = client.CustomObjectsApi(kube.api_client())
+        self.namespace = namespace
+        self.pool = ThreadPoolExecutor(THREADS)
+
+    def verdict(self, manifest: dict[str, Any]) -> Verdict:
+        plural = "imagetemplates" if manifest["kind"] == "ImageTemplate" else "imagebuilds"
+        try:
+            self.api.create_namespaced_custom_object(
+                "kaib.dev",
+                "v1alpha1",
+                self.namespace,
+                plural,
+                manifest,
+                dry_run="All",
+                field_validation="Strict",
+            )
+        except self.client.ApiException as e:
+            assert e.status in (400, 422), f"apiserver answered {e.status}: {e.body}"
+            body = json.loads(e.body)
+            fields = [c["field"] for c in (body.get("details") or {}).get("causes") or [] if "field" in c]
+            # Strict decoding (unknown fields) reports in the message only.
+            fields += re.findall(r'unknown field "([^"]+)"', body["message"])
+            return Verdict(False, fields, body["message"])
+        return Verdict(True, [], "")
+
+    def verdicts(self, manifests: list[dict[str, Any]]) -> list[Verdict]:
+        return list(self.pool.map(self.verdict, manifests))
+
+
+@pytest.fixture(scope="module")
+def server(kube: Any, request: pytest.FixtureRequest) -> Iterator[Server]:
+    started = time.monotonic()
+    srv = Server(kube, kube.namespace(NS))
+    yield srv
+    srv.pool.shutdown()
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        summary = COUNTS.summary("apiserver fuzzing")
+        reporter.write_line(f"\n{summary} in {time.monotonic() - started:.1f}s")
+
+
+def _batch(strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[list[Any]]:
+    return st.lists(strategy, min_size=BATCH, max_size=BATCH)
+
+
+def _check_agreement(manifest: dict[str, Any], verdict: Verdict) -> list[str]:
+    problems = validate_manifest(manifest)
+    assert verdict.accepted == (problems == []), (
+        f"apiserver {'accepted' if verdict.accepted else 'rejected'}, kaib validate found {problems}; "
+        f"apiserver: {verdict.message}\nmanifest: {manifest}"
+    )
+    return [path for path, _ in problems]
+
+
+def _check_invalid(server: Server, cases: list[Invalid], kind: str) -> None:
+    for case, verdict in zip(cases, server.verdicts([c.manifest for c in cases]), strict=True):
+        COUNTS[kind] += 1
+        paths = _check_agreement(case.manifest, verdict)
+        assert not verdict.accepted, f"{case.mutation} at {case.path} was accepted by both"
+        assert case.named_by(verdict.fields), (case.mutation, case.path, verdict.message)
+        assert case.named_by(paths), (case.mutation, case.path, paths)
+
+
+@fuzz_settings(25)
+@given(_batch(gen.templates()))
+def test_valid_templates_are_accepted(server: Server, batch: list[dict[str, Any]]) -> None:
+    for manifest, verdict in zip(batch, server.verdicts(batch), strict=True):
+        COUNTS["valid template"] += 1
+        _check_agreement(manifest, verdict)
+
+
+@fuzz_settings(50)
+@given(_batch(gen.invalid_templates()))
+def test_invalid_templates_are_rejected_naming_the_field(server: Server, batch: list[Invalid]) -> None:
+    _check_invalid(server, batch, "invalid template")
+
+
+@fuzz_settings(5)
+@given(_batch(gen.builds()))
+def test_valid_builds_are_accepted(server: Server, batch: list[dict[str, Any]]) -> None:
+    for manifest, verdict in zip(batch, server.verdicts(batch), strict=True):
+        COUNTS["valid build"] += 1
+        _check_agreement(manifest, verdict)
+
+
+@fuzz_settings(5)
+@given(_batch(gen.invalid_builds()))
+def test_invalid_builds_are_rejected_naming_the_field(server: Server, batch: list[Invalid]) -> None:
+    _check_invalid(server, batch, "invalid build")
+
+
+@fuzz_settings(15)
+@given(_batch(gen.junk_templates()))
+def test_junk_gets_the_same_verdict(server: Server, batch: list[tuple[dict[str, Any], str]]) -> None:
+    manifests = [m for m, _ in batch]
+    for manifest, verdict in zip(manifests, server.verdicts(manifests), strict=True):
+        COUNTS["junk template"] += 1
+        _check_agreement(manifest, verdict)

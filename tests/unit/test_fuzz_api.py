@@ -1,0 +1,224 @@
+"""Property-based tests of the API offline: `kaib validate`, conversion to AIB JSON, the Packer renderer.
+
+Cases come from tests/strategies.py (valid templates with hostile strings, and invalid ones by one
+known mutation); tests/integration/test_fuzz_crds.py sends the same kinds of case to the apiserver.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+
+from kaib.api import (
+    InvalidManifest,
+    aib_to_manifest,
+    manifest_to_aib,
+    parse_manifest,
+    source_summary,
+    spec_hash,
+    spec_with_defaults,
+    topology,
+    validate_manifest,
+)
+from kaib.api.validate_cli import check_file
+from kaib.packer import RenderError, render_build
+from tests import strategies as gen
+from tests.strategies import CaseCounter, fuzz_settings
+from tests.unit.api_cases import template
+
+COUNTS = CaseCounter()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _print_counts(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line("\n" + COUNTS.summary("unit fuzzing"))
+
+
+def _paths(problems: list[tuple[str, str]]) -> list[str]:
+    return [path for path, _ in problems]
+
+
+def _clear(problems: list[tuple[str, str]]) -> None:
+    for path, message in problems:
+        assert isinstance(path, str) and isinstance(message, str)
+        assert message.strip(), f"empty message for {path}"
+        assert "Traceback" not in message and "<class" not in message, message
+
+
+@fuzz_settings(250)
+@given(gen.templates())
+def test_valid_templates_pass(manifest: dict[str, Any]) -> None:
+    COUNTS["valid template"] += 1
+    assert validate_manifest(manifest) == []
+
+
+@fuzz_settings(50)
+@given(gen.builds())
+def test_valid_builds_pass(manifest: dict[str, Any]) -> None:
+    COUNTS["valid build"] += 1
+    assert validate_manifest(manifest) == []
+
+
+@fuzz_settings(400)
+@given(gen.invalid_templates())
+def test_each_mutation_is_rejected_naming_its_field(case: gen.Invalid) -> None:
+    COUNTS["invalid template"] += 1
+    problems = validate_manifest(case.manifest)
+    assert problems, f"{case.mutation} at {case.path} was accepted"
+    _clear(problems)
+    assert case.named_by(_paths(problems)), (case.mutation, case.path, problems)
+
+
+@fuzz_settings(60)
+@given(gen.invalid_builds())
+def test_each_build_mutation_is_rejected_naming_its_field(case: gen.Invalid) -> None:
+    COUNTS["invalid build"] += 1
+    problems = validate_manifest(case.manifest)
+    _clear(problems)
+    assert case.named_by(_paths(problems)), (case.mutation, case.path, problems)
+
+
+@fuzz_settings(200)
+@given(gen.junk_templates())
+def test_arbitrary_json_anywhere_never_crashes(junk: tuple[dict[str, Any], str]) -> None:
+    COUNTS["junk template"] += 1
+    manifest, _ = junk
+    problems = validate_manifest(manifest)  # raises nothing
+    _clear(problems)
+    try:
+        parse_manifest(manifest)
+    except InvalidManifest as e:
+        assert e.problems == problems
+    else:
+        assert problems == []
+
+
+@fuzz_settings(120)
+@given(st.one_of(gen.templates(), gen.invalid_templates().map(lambda c: c.manifest)))
+def test_the_command_reads_exactly_what_was_written(manifest: dict[str, Any]) -> None:
+    """`kaib validate FILE` on the YAML of a manifest: the same problems as on the dict itself."""
+    COUNTS["kaib validate file"] += 1
+    with tempfile.TemporaryDirectory() as tmp:
+        file = Path(tmp) / "m.yaml"
+        file.write_text(yaml.safe_dump(manifest, allow_unicode=True))
+        assert yaml.safe_load(file.read_text()) == manifest
+        expected = [f"{file}: {path}: {message}" for path, message in validate_manifest(manifest)]
+        assert check_file(str(file)) == expected
+
+
+# A string AIB JSON would read as an ARM template expression ("[parameters('x')]").
+_EXPRESSION = re.compile(r"^\[(?!\[).*\]$", re.DOTALL)
+
+
+def _expressions(value: Any, path: str) -> Iterator[str]:
+    if isinstance(value, str) and _EXPRESSION.match(value):
+        yield path
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _expressions(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _expressions(item, f"{path}[{i}]")
+
+
+def _without_identity_details(spec: dict[str, Any]) -> dict[str, Any]:
+    # principalId/clientId of a user-assigned identity are read-only in AIB: conversion drops them.
+    identity = spec.get("identity")
+    if identity and identity.get("userAssignedIdentities"):
+        spec = {
+            **spec,
+            "identity": {
+                **identity,
+                "userAssignedIdentities": {key: {} for key in identity["userAssignedIdentities"]},
+            },
+        }
+    return spec
+
+
+@fuzz_settings(200)
+@given(gen.templates())
+def test_aib_json_round_trip_is_the_identity(manifest: dict[str, Any]) -> None:
+    COUNTS["aib round trip"] += 1
+    resource = manifest_to_aib(manifest)
+    spec = manifest["spec"]
+    try:
+        back = aib_to_manifest(resource, subscription_id=spec["azure"]["subscriptionId"])
+    except InvalidManifest as e:
+        # Strings that look like ARM expressions are refused, by path; nothing else may fail.
+        expressions = list(_expressions(spec, "properties"))
+        assert expressions, e.problems
+        assert all("ARM template expression" in m for _, m in e.problems), e.problems
+        COUNTS["aib round trip refused: ARM expression"] += 1
+        return
+    assert back["metadata"]["name"] == manifest["metadata"]["name"]
+    assert back["spec"] == _without_identity_details(spec)
+    assert spec_with_defaults(back["spec"]) == spec_with_defaults(_without_identity_details(spec))
+
+
+_STEP = re.compile(r"^(customize|validate) step (\d+) \((\w+)\)")
+
+
+@pytest.mark.parametrize("os_type", ["Linux", "Windows", None])
+def test_renderer_never_crashes(os_type: str | None) -> None:
+    @fuzz_settings(100)
+    @given(gen.template_specs(os_type=os_type))
+    def check(spec: dict[str, Any]) -> None:
+        COUNTS[f"render {os_type or 'any OS'}"] += 1
+        try:
+            build = render_build(spec)
+        except RenderError as e:
+            match = _STEP.match(str(e))
+            assert match, f"RenderError does not name the step: {e}"
+            phase, index, kind = match.group(1), int(match.group(2)), match.group(3)
+            steps = spec.get("customize") if phase == "customize" else spec["validate"]["inVMValidations"]
+            assert steps[index - 1]["type"] == kind
+            COUNTS[f"render {os_type or 'any OS'} refused"] += 1
+            return
+        assert build.phases[-1].name == "deprovision"
+        if os_type:
+            assert build.os_type == os_type
+
+    check()
+
+
+@pytest.mark.parametrize("shape", ["NoVNet", "SubnetOnly", "SubnetAndACI"])
+def test_summaries_of_valid_specs(shape: str) -> None:
+    @fuzz_settings(40)
+    @given(gen.template_specs(topology=shape))
+    def check(spec: dict[str, Any]) -> None:
+        COUNTS["summaries"] += 1
+        assert topology(spec) == shape
+        assert topology(spec_with_defaults(spec)) == shape
+        assert isinstance(source_summary(spec), str)
+        assert spec_hash(spec) == spec_hash(yaml.safe_load(yaml.safe_dump(spec)))
+
+    check()
+
+
+# -- defects the fuzzing found, pinned ----------------------------------------------------------------
+
+
+def test_subnets_differing_only_in_non_ascii_case_are_different_as_in_cel() -> None:
+    # CEL's lowerAscii() leaves 'À' and the Kelvin sign alone; kaib validate used str.lower().
+    base = "/subscriptions/s/resourceGroups/r/providers/Microsoft.Network/virtualNetworks/v/subnets/"
+    for build_subnet, aci_subnet in ((base + "À", base + "à"), (base + "\u212a", base + "k")):
+        doc = template()
+        doc["spec"]["vmProfile"] = {
+            "vnetConfig": {"subnetId": build_subnet, "containerInstanceSubnetId": aci_subnet}
+        }
+        assert validate_manifest(doc) == []
+    doc["spec"]["vmProfile"] = {
+        "vnetConfig": {"subnetId": base + "A", "containerInstanceSubnetId": base + "a"}
+    }
+    assert _paths(validate_manifest(doc)) == ["spec.vmProfile.vnetConfig.containerInstanceSubnetId"]
