@@ -396,3 +396,202 @@ def test_operator_killed_mid_build_resumes_without_duplicates(
     created = creates_per_resource(sandbox, bid)
     assert created and max(created.values()) == 1, created
     assert_nothing_left(sandbox, bid)
+
+
+# -- topologies and distribution types ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def user_network(sandbox: SandboxHandle) -> dict[str, str]:
+    """A user's VNet: a build subnet (private link policies off), an ACI subnet (delegated)."""
+    from azure.mgmt.network import NetworkManagementClient
+    from azure.mgmt.resource.resources import ResourceManagementClient
+
+    sandbox.client(ResourceManagementClient).resource_groups.create_or_update("net", {"location": LOCATION})
+    network = sandbox.client(NetworkManagementClient)
+    body = {
+        "location": LOCATION,
+        "properties": {
+            "addressSpace": {"addressPrefixes": ["10.50.0.0/16"]},
+            "subnets": [
+                {
+                    "name": "build",
+                    "properties": {
+                        "addressPrefix": "10.50.0.0/24",
+                        "privateLinkServiceNetworkPolicies": "Disabled",
+                    },
+                },
+                {
+                    "name": "aci",
+                    "properties": {
+                        "addressPrefix": "10.50.1.0/24",
+                        "delegations": [
+                            {
+                                "name": "aci",
+                                "properties": {"serviceName": "Microsoft.ContainerInstance/containerGroups"},
+                            }
+                        ],
+                    },
+                },
+                {"name": "plain", "properties": {"addressPrefix": "10.50.2.0/24"}},
+            ],
+        },
+    }
+    network.virtual_networks.begin_create_or_update("net", "corp", body).result()
+    base = f"/subscriptions/{sandbox.subscription_id}/resourceGroups/net/providers/Microsoft.Network/virtualNetworks/corp"
+    return {"build": f"{base}/subnets/build", "aci": f"{base}/subnets/aci", "plain": f"{base}/subnets/plain"}
+
+
+@pytest.fixture(scope="module")
+def gallery_image(sandbox: SandboxHandle, images_group: str) -> str:
+    from azure.mgmt.compute import ComputeManagementClient
+
+    compute = sandbox.client(ComputeManagementClient)
+    compute.galleries.begin_create_or_update(IMAGES_RG, "gal", {"location": LOCATION}).result()
+    definition = {
+        "location": LOCATION,
+        "properties": {
+            "osType": "Linux",
+            "osState": "Generalized",
+            "hyperVGeneration": "V2",
+            "identifier": {"publisher": "kaib", "offer": "golden", "sku": "ubuntu"},
+        },
+    }
+    compute.gallery_images.begin_create_or_update(IMAGES_RG, "gal", "ubuntu", definition).result()
+    return f"{images_group}/providers/Microsoft.Compute/galleries/gal/images/ubuntu"
+
+
+def run_to_success(
+    kube: Kube, sandbox: SandboxHandle, op: Operator, prefix: str, tmpl: dict[str, Any]
+) -> dict[str, Any]:
+    ns = kube.namespace(f"{prefix}-{uuid.uuid4().hex[:6]}")
+    apply(kube, ns, tmpl, build("b", tmpl["metadata"]["name"]))
+    done = wait_phase(kube, op, ns, "b", {"Succeeded", "PartiallySucceeded", "Failed", "Canceled"})
+    status: dict[str, Any] = done["status"]
+    assert status["phase"] == "Succeeded", status["message"]
+    assert_nothing_left(sandbox, status["buildId"])
+    created = creates_per_resource(sandbox, status["buildId"])
+    assert max(created.values()) == 1, created
+    return status
+
+
+def created_types(sandbox: SandboxHandle, build_id: str) -> Counter[str]:
+    types: Counter[str] = Counter()
+    for rec in sandbox.requests(limit=20000):
+        if rec.get("method") == "PUT" and rec.get("status") == 201 and build_id in str(rec.get("path")):
+            types[str(rec.get("type"))] += 1
+    return types
+
+
+def test_subnet_and_aci_topology_creates_no_network(
+    kube: Kube, sandbox: SandboxHandle, operator: Operator, images_group: str, user_network: dict[str, str]
+) -> None:
+    vnet = {"subnetId": user_network["build"], "containerInstanceSubnetId": user_network["aci"]}
+    tmpl = template("byo", sandbox, images_group, vmProfile={"vmSize": "Standard_B2s", "vnetConfig": vnet})
+    status = run_to_success(kube, sandbox, operator, "byo", tmpl)
+    types = {t.lower() for t in created_types(sandbox, status["buildId"])}
+    assert types == {
+        "microsoft.network/networkinterfaces",
+        "microsoft.compute/virtualmachines",
+        "microsoft.containerinstance/containergroups",
+    }, types
+
+
+def test_subnet_only_topology_builds_through_the_proxy(
+    kube: Kube, sandbox: SandboxHandle, operator: Operator, images_group: str, user_network: dict[str, str]
+) -> None:
+    vnet = {"subnetId": user_network["build"]}
+    tmpl = template("proxy", sandbox, images_group, vmProfile={"vmSize": "Standard_B2s", "vnetConfig": vnet})
+    status = run_to_success(kube, sandbox, operator, "proxy", tmpl)
+    types = {t.lower() for t in created_types(sandbox, status["buildId"])}
+    assert {
+        "microsoft.network/privateendpoints",
+        "microsoft.network/privatelinkservices",
+        "microsoft.network/loadbalancers",
+        "microsoft.network/virtualnetworks",
+        "microsoft.network/networksecuritygroups",
+    } <= types, types
+
+
+def test_aci_subnet_not_delegated_fails_preflight(
+    kube: Kube, sandbox: SandboxHandle, operator: Operator, images_group: str, user_network: dict[str, str]
+) -> None:
+    vnet = {"subnetId": user_network["build"], "containerInstanceSubnetId": user_network["plain"]}
+    tmpl = template("nodeleg", sandbox, images_group, vmProfile={"vnetConfig": vnet})
+    ns = kube.namespace(f"nodeleg-{uuid.uuid4().hex[:6]}")
+    apply(kube, ns, tmpl, build("b", "nodeleg"))
+    done = wait_phase(kube, operator, ns, "b", {"Succeeded", "Failed"})
+    assert done["status"]["phase"] == "Failed"
+    assert "is not delegated to Microsoft.ContainerInstance/containerGroups" in done["status"]["message"]
+    assert not done["status"].get("stagingResourceGroup")
+
+
+def test_shared_image_gallery_distribution_with_latest_versioning(
+    kube: Kube, sandbox: SandboxHandle, operator: Operator, images_group: str, gallery_image: str
+) -> None:
+    dist = [
+        {
+            "type": "SharedImage",
+            "runOutputName": "gallery",
+            "galleryImageId": gallery_image,
+            "targetRegions": [{"name": LOCATION, "replicaCount": 1}],
+            "artifactTags": {"release": "candidate"},
+        }
+    ]
+    first = run_to_success(
+        kube, sandbox, operator, "sig", template("sig", sandbox, images_group, distribute=dist)
+    )
+    (output,) = first["runOutputs"]
+    assert output["artifactId"].lower() == f"{gallery_image}/versions/0.0.1".lower()
+    second = run_to_success(
+        kube, sandbox, operator, "sig", template("sig", sandbox, images_group, distribute=dist)
+    )
+    assert second["runOutputs"][0]["artifactId"].endswith("/versions/0.0.2")
+    ids = {r["id"].lower(): r for r in sandbox.inventory()}
+    version = ids[second["runOutputs"][0]["artifactId"].lower()]
+    assert (version.get("tags") or {}).get("release") == "candidate"
+    assert "kaib.dev/managed-by" not in (version.get("tags") or {}), (
+        "artifacts must survive the orphan sweeper"
+    )
+
+
+def test_validation_failure_with_continue_distribute_is_partially_succeeded(
+    kube: Kube, outcomes: SandboxHandle, operator: Operator, images_group: str
+) -> None:
+    sandbox = outcomes
+    result = {
+        "status": "Failed",
+        "message": "validator 'check' failed",
+        "phases": [
+            {
+                "name": "customize",
+                "start": "2026-01-01T00:00:00Z",
+                "end": "2026-01-01T00:00:01Z",
+                "exitCode": 0,
+            },
+            {
+                "name": "validate",
+                "start": "2026-01-01T00:00:01Z",
+                "end": "2026-01-01T00:00:02Z",
+                "exitCode": 1,
+            },
+        ],
+    }
+    sandbox.add_outcome("*", exitCode=1, result=result)
+    validate = {
+        "continueDistributeOnFailure": True,
+        "inVMValidations": [{"type": "Shell", "name": "check", "inline": ["false"]}],
+    }
+    tmpl = template("val", sandbox, images_group, validate=validate)
+    ns = kube.namespace(f"val-{uuid.uuid4().hex[:6]}")
+    apply(kube, ns, tmpl, build("b", "val"))
+    done = wait_phase(kube, operator, ns, "b", {"Succeeded", "PartiallySucceeded", "Failed"})
+    status = done["status"]
+    assert status["phase"] == "PartiallySucceeded", status["message"]
+    assert "validator 'check' failed" in status["message"], json.dumps(status["conditions"], indent=1)
+    assert condition(done, "Customized")["status"] == "True"
+    assert condition(done, "Validated")["status"] == "False"
+    assert condition(done, "Distributed")["status"] == "True"
+    assert condition(done, "Stalled")["status"] == "True"
+    assert status["runOutputs"][0]["provisioningState"] == "Succeeded"
+    assert_nothing_left(sandbox, status["buildId"])

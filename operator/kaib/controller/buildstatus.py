@@ -16,7 +16,7 @@ from kaib.controller import conditions as c
 
 # The steps of one build, in order, with the subState they show and the condition they drive.
 STEPS: tuple[tuple[str, str, str | None], ...] = (
-    ("preflight", "Building", None),
+    ("preflight", "Building", "PreflightPassed"),
     ("staging", "Building", "StagingReady"),
     ("network", "Building", "NetworkReady"),
     ("buildvm", "Building", "BuildVMReady"),
@@ -71,6 +71,15 @@ class BuildStatus:
 
     def failed_steps(self) -> list[str]:
         return [s["name"] for s in self.data.get("steps") or [] if s.get("state") == "Failed"]
+
+    def failure_message(self) -> str:
+        """What failed, from the failed steps' conditions (the status message moves on; these stay)."""
+        messages = []
+        for name in self.failed_steps():
+            cond = CONDITION.get(name)
+            found = c.get_condition(self.data.get("conditions"), cond) if cond else None
+            messages.append(str((found or {}).get("message") or ""))
+        return "; ".join(m for m in messages if m) or str(self.data.get("message") or "")
 
     def resource_state(self, rid: str) -> str | None:
         for r in self.data.get("resources") or []:

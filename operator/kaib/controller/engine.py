@@ -192,8 +192,9 @@ async def _work(run: Run) -> Advance:
         if result.state == "failed":
             _fail(run, name, result.message, result.reason or "Failed")
             continue
-        status.set_step(name, "Done", "Succeeded", f"{name} done")
-        _after_done(run, name)
+        if status.step_state(name) == "Running":  # the builder steps may have settled it already
+            status.set_step(name, "Done", "Succeeded", f"{name} done")
+            _after_done(run, name)
     return Advance(status.data, 0.05, tuple(run.events))
 
 
@@ -285,7 +286,7 @@ async def _finish(run: Run) -> Advance:
             status.record_resource(rid, "", "", "Kept")
         status.set_step("cleanup", "Skipped", "Kept", "errorHandling abort: resources kept for debugging")
         message = (
-            f"{status.data.get('message')}. errorHandling is abort: the build's resources are kept for "
+            f"{status.failure_message()}. errorHandling is abort: the build's resources are kept for "
             f"debugging in {run.staging_group} ({len(kept)} resources; delete the ImageBuild to remove them)"
         )
         status.finish("Failed", message)
@@ -317,10 +318,10 @@ def _outcome(run: Run) -> tuple[str, str]:
     if failed == ["validate"] and status.step_state("distribute") == "Done":
         return (
             "PartiallySucceeded",
-            f"{status.data.get('message')}; distributed anyway (continueDistributeOnFailure): {outputs}",
+            f"{status.failure_message()}; distributed anyway (continueDistributeOnFailure): {outputs}",
         )
     if failed:
-        return "Failed", f"{status.data.get('message')}; the build's resources are deleted"
+        return "Failed", f"{status.failure_message()}; the build's resources are deleted"
     return "Succeeded", f"image built: {outputs}" if outputs else "image built"
 
 
