@@ -438,7 +438,8 @@ def user_network(sandbox: SandboxHandle) -> dict[str, str]:
         },
     }
     network.virtual_networks.begin_create_or_update("net", "corp", body).result()
-    base = f"/subscriptions/{sandbox.subscription_id}/resourceGroups/net/providers/Microsoft.Network/virtualNetworks/corp"
+    group = f"/subscriptions/{sandbox.subscription_id}/resourceGroups/net"
+    base = f"{group}/providers/Microsoft.Network/virtualNetworks/corp"
     return {"build": f"{base}/subnets/build", "aci": f"{base}/subnets/aci", "plain": f"{base}/subnets/plain"}
 
 
