@@ -106,7 +106,10 @@ def test_resource_groups_providers_and_generic_resources(sandbox: SandboxHandle,
     assert rm.resource_groups.check_existence(group)
     assert rm.resource_groups.get(group).tags == {"kaib.dev/owner": group}
     assert group in [g.name for g in rm.resource_groups.list()]
-    assert rm.providers.get("Microsoft.ContainerInstance").registration_state == "Registered"
+    aci = rm.providers.get("Microsoft.ContainerInstance")
+    assert aci.registration_state == "Registered"
+    groups = next(t for t in aci.resource_types if t.resource_type == "containerGroups")
+    assert "West Europe" in groups.locations
     msi = sandbox.client(ManagedServiceIdentityClient)
     identity = msi.user_assigned_identities.create_or_update(group, "builder-id", {"location": LOC})
     assert identity.client_id and identity.principal_id

@@ -25,6 +25,15 @@ from .kinds import catalog, storage
 
 GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 TOKEN_PREFIX = "kaib-sandbox."
+# Where the sandbox's providers say their types are offered: a fair slice of Azure's regions. Any
+# location works in requests; these are what region listings show.
+REGIONS = {
+    "westeurope": "West Europe", "northeurope": "North Europe", "swedencentral": "Sweden Central",
+    "germanywestcentral": "Germany West Central", "francecentral": "France Central", "uksouth": "UK South",
+    "eastus": "East US", "eastus2": "East US 2", "centralus": "Central US", "westus2": "West US 2",
+    "westus3": "West US 3", "southeastasia": "Southeast Asia", "japaneast": "Japan East",
+    "australiaeast": "Australia East",
+}  # fmt: skip
 
 
 class Tokens:
@@ -230,6 +239,8 @@ class ArmServer:
                 return engine.list_groups(p.subscription)
             if first == "resources" and not p.names:
                 return engine.list_generic(p.subscription, None, query)
+            if first == "locations" and not p.names:
+                return Answer(200, {"value": [_region(p.subscription, n, d) for n, d in REGIONS.items()]})
             if first == "providers" and not p.names:
                 return Answer(200, {"value": [self._provider(p.subscription, ns) for ns in KNOWN_PROVIDERS]})
             raise ArmError(404, "NotFound", f"No route for '{request.path}'.")
@@ -301,10 +312,11 @@ class ArmServer:
     def _provider(self, subscription: str, namespace: str) -> dict[str, Any]:
         canonical = next((n for n in KNOWN_PROVIDERS if n.lower() == namespace.lower()), namespace)
         types = [
-            {"resourceType": s.type.split("/", 1)[1], "locations": [], "apiVersions": []}
+            {"resourceType": s.type.split("/", 1)[1], "locations": list(REGIONS.values()),
+             "apiVersions": ["2024-07-01", "2024-03-01", "2023-09-01"]}
             for s in self.engine.registry.all()
             if s.namespace.lower() == canonical.lower()
-        ]
+        ]  # fmt: skip
         return {
             "id": f"/subscriptions/{subscription}/providers/{canonical}",
             "namespace": canonical,
@@ -497,6 +509,11 @@ class ArmServer:
                 item["instanceState"] = rendered["properties"].get("instanceView", {}).get("state")
             out.append(item)
         return out
+
+
+def _region(subscription: str, name: str, display: str) -> dict[str, Any]:
+    return {"id": f"/subscriptions/{subscription}/locations/{name}", "name": name, "displayName": display,
+            "regionalDisplayName": f"({display}) {display}", "type": "Region"}  # fmt: skip
 
 
 def _merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
