@@ -1,0 +1,117 @@
+"""The phase machine's Kubernetes-only paths with a fake API: start, queueing, cancel before start."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from kaib.azure.clients import AzureClients
+from kaib.controller import engine
+from kaib.controller.run_context import Engine, EngineSettings
+
+
+class FakeKube:
+    def __init__(self, objects: dict[tuple[str, str, str], dict[str, Any]]) -> None:
+        self.objects = objects
+        self.patches: list[tuple[str, str, dict[str, Any]]] = []
+
+    async def get(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.objects.get((plural, namespace, name))
+
+    async def list(self, plural: str, namespace: str | None = None) -> list[dict[str, Any]]:
+        return [o for (p, ns, _), o in self.objects.items() if p == plural and namespace in (None, ns)]
+
+    async def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
+        self.patches.append((plural, name, status))
+        self.objects[(plural, namespace, name)]["status"] = status
+
+
+def build(
+    name: str, template: str = "t", created: str = "2026-01-01T00:00:00Z", **status: Any
+) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": name,
+            "namespace": "ns",
+            "uid": f"uid-{name}",
+            "generation": 1,
+            "creationTimestamp": created,
+        },
+        "spec": {"templateRef": {"name": template}},
+        "status": status,
+    }
+
+
+def make_engine(kube: FakeKube, max_active: int = 10) -> Engine:
+    settings = EngineSettings(max_active=max_active)
+    return Engine(AzureClients.from_env({}), kube, settings)  # type: ignore[arg-type]
+
+
+def blocker(
+    objects: dict[tuple[str, str, str], dict[str, Any]], name: str, max_active: int = 10
+) -> str | None:
+    kube = FakeKube(objects)
+    run = engine.Run(make_engine(kube, max_active), objects[("imagebuilds", "ns", name)], None)  # type: ignore[arg-type]
+    return asyncio.run(engine._blocker(run))
+
+
+def objects(*builds: dict[str, Any]) -> dict[tuple[str, str, str], dict[str, Any]]:
+    return {("imagebuilds", "ns", b["metadata"]["name"]): b for b in builds}
+
+
+def test_a_build_waits_for_the_running_build_of_its_template() -> None:
+    objs = objects(build("a", phase="Running"), build("b", phase="Queued"))
+    assert "waiting for build a" in (blocker(objs, "b") or "")
+
+
+def test_builds_of_other_templates_do_not_block() -> None:
+    objs = objects(build("a", template="other", phase="Running"), build("b", phase="Queued"))
+    assert blocker(objs, "b") is None
+
+
+def test_queued_builds_go_first_come_first_served() -> None:
+    objs = objects(
+        build("early", created="2026-01-01T00:00:00Z", phase="Queued"),
+        build("late", created="2026-01-01T00:00:05Z", phase="Queued"),
+    )
+    assert blocker(objs, "early") is None
+    assert "queued behind build early" in (blocker(objs, "late") or "")
+
+
+def test_the_global_limit_counts_active_builds_of_all_templates() -> None:
+    objs = objects(build("a", template="x", phase="Running"), build("b", template="y", phase="Queued"))
+    assert "limit is 1" in (blocker(objs, "b", max_active=1) or "")
+    assert blocker(objs, "b", max_active=2) is None
+
+
+def test_new_build_gets_an_id_and_queued_status_first() -> None:
+    kube = FakeKube(objects(build("a")))
+    result = asyncio.run(engine.advance(make_engine(kube), build("a")))
+    assert result.status["phase"] == "Queued" and len(result.status["buildId"]) == 10
+    assert result.requeue == 0.0
+    assert [e.reason for e in result.events] == ["Queued"]
+
+
+def test_cancel_before_start_ends_canceled_without_azure() -> None:
+    queued = build("a", phase="Queued", buildId="x", steps=[])
+    queued["spec"]["cancel"] = True
+    kube = FakeKube(objects(queued))
+    result = asyncio.run(engine.advance(make_engine(kube), queued))
+    assert result.status["phase"] == "Canceled" and result.requeue is None
+    stalled = [c for c in result.status["conditions"] if c["type"] == "Stalled"]
+    assert stalled[0]["status"] == "True"
+
+
+def test_missing_template_keeps_the_build_queued_with_a_message() -> None:
+    queued = build("a", phase="Queued", buildId="x", steps=[])
+    kube = FakeKube(objects(queued))
+    result = asyncio.run(engine.advance(make_engine(kube), queued))
+    assert result.status["phase"] == "Queued"
+    assert "ImageTemplate t" in result.status["message"]
+    assert result.requeue is not None and result.requeue > 0
+
+
+def test_finished_builds_are_left_alone() -> None:
+    done = build("a", phase="Succeeded")
+    result = asyncio.run(engine.advance(make_engine(FakeKube(objects(done))), done))
+    assert result.requeue is None and result.status == {"phase": "Succeeded"}
