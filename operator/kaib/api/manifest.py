@@ -71,11 +71,40 @@ def plain(value: Any) -> Any:
     return value
 
 
+# The apiserver reads a JSON number beyond int64 as a float, which no integer field accepts.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def without_nulls(value: Any) -> Any:
+    """`value` with null object fields and map values left out, as the apiserver prunes them before
+    validating (our schemas are not nullable); list items stay, and a null one is an error there too."""
+    if isinstance(value, dict):
+        return {key: without_nulls(item) for key, item in value.items() if item is not None}
+    if isinstance(value, list):
+        return [without_nulls(item) for item in value]
+    return value
+
+
+def _int64_problems(value: Any, path: str) -> Iterator[Problem]:
+    if isinstance(value, int) and not isinstance(value, bool) and not INT64_MIN <= value <= INT64_MAX:
+        yield path, "must be a 64-bit integer (between -2^63 and 2^63-1)"
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _int64_problems(item, _join(path, str(key)))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _int64_problems(item, f"{path}[{i}]")
+
+
 def _parse(model: type[M], data: Any, prefix: str) -> M:
+    data = without_nulls(plain(data))
+    problems = list(_int64_problems(data, prefix))
     try:
-        parsed = model.model_validate(plain(data))
+        parsed = model.model_validate(data)
     except ValidationError as e:
-        raise InvalidManifest([_problem(err, prefix) for err in e.errors()]) from None
+        raise InvalidManifest(problems + [_problem(err, prefix) for err in e.errors()]) from None
+    if problems:
+        raise InvalidManifest(problems)
     problems = list(rule_problems(parsed, prefix))
     if problems:
         raise InvalidManifest(problems)
