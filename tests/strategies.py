@@ -744,6 +744,7 @@ def structural_mutations(value: Any, schema: dict[str, Any], keys: tuple[Key, ..
         if "maxLength" in schema:
             yield "too-long", keys, lambda v: (_too_long(v, schema["maxLength"]), "")
     elif kind == "integer":
+        yield "beyond-int64", keys, lambda v: (2**63, "")
         if "minimum" in schema:
             yield "below-minimum", keys, lambda v: (schema["minimum"] - 1, "")
         if "maximum" in schema:
@@ -967,8 +968,11 @@ def invalid_builds(draw: Draw) -> Invalid:
     return _apply(manifest, draw(st.sampled_from(mutations)))
 
 
+# Floats with an integral value (60.0, 1e3) are left out: the apiserver takes them for integer fields
+# except where a CEL rule reads the field, while `kaib validate` refuses them everywhere (reported).
+FRACTIONS = st.floats(allow_nan=False, allow_infinity=False).filter(lambda x: not x.is_integer())
 JSON_VALUES: st.SearchStrategy[Json] = st.recursive(
-    st.none() | st.booleans() | INT64 | st.floats(allow_nan=False, allow_infinity=False) | text(40),
+    st.none() | st.booleans() | INT64 | FRACTIONS | text(40),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(text(12), inner, max_size=3),
     max_leaves=6,
 )
@@ -990,4 +994,6 @@ def junk_templates(draw: Draw) -> tuple[dict[str, Any], str]:
     """(manifest, path): a valid template with the node at `path` under spec replaced by any JSON."""
     manifest = draw(templates())
     keys = draw(st.sampled_from(list(_nodes(manifest["spec"], ("spec",)))[1:]))
-    return _replace(manifest, keys, draw(JSON_VALUES)), render_path(keys)
+    # null often: the apiserver prunes null fields and map values before validating.
+    value = draw(st.one_of(st.none(), JSON_VALUES))
+    return _replace(manifest, keys, value), render_path(keys)

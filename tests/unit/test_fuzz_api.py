@@ -32,7 +32,7 @@ from kaib.api.validate_cli import check_file
 from kaib.packer import RenderError, render_build
 from tests import strategies as gen
 from tests.strategies import CaseCounter, fuzz_settings
-from tests.unit.api_cases import template
+from tests.unit.api_cases import IDENTITY, patched, template
 
 COUNTS = CaseCounter()
 
@@ -222,3 +222,27 @@ def test_subnets_differing_only_in_non_ascii_case_are_different_as_in_cel() -> N
         "vnetConfig": {"subnetId": base + "A", "containerInstanceSubnetId": base + "a"}
     }
     assert _paths(validate_manifest(doc)) == ["spec.vmProfile.vnetConfig.containerInstanceSubnetId"]
+
+
+def test_null_fields_and_map_values_are_left_out_as_the_apiserver_prunes_them() -> None:
+    doc = template()
+    doc["spec"]["managedResourceTags"] = {"team": None, "keep": "v"}
+    doc["spec"]["customize"][0]["name"] = None
+    doc["spec"]["customize"][0]["scriptUri"] = None
+    assert validate_manifest(doc) == []
+    doc["spec"]["identity"] = {"type": "UserAssigned", "userAssignedIdentities": {IDENTITY: None}}
+    assert validate_manifest(doc) == [
+        (
+            "spec.identity.userAssignedIdentities",
+            "type UserAssigned needs exactly one entry in userAssignedIdentities",
+        )
+    ]
+    # A null list item is not pruned: it is an error, as on the apiserver.
+    doc = patched(template(), {"spec.customize[0].inline": ["echo", None]})
+    assert _paths(validate_manifest(doc)) == ["spec.customize[0].inline[1]"]
+
+
+def test_integers_beyond_int64_are_refused_as_by_the_apiserver() -> None:
+    doc = patched(template(), {"spec.vmProfile": {"osDiskSizeGB": 2**63}})
+    assert _paths(validate_manifest(doc)) == ["spec.vmProfile.osDiskSizeGB"]
+    assert validate_manifest(patched(template(), {"spec.vmProfile": {"osDiskSizeGB": 2**63 - 1}})) == []
