@@ -163,10 +163,10 @@ def test_long_running_put_moves_from_creating_to_succeeded() -> None:
         answer = await put(engine, VNET, vnet())
         assert answer.status == 201 and answer.body["properties"]["provisioningState"] == "Creating"
         op_id = answer.headers["Azure-AsyncOperation"].split("/operations/")[1].split("?")[0]
-        assert engine.operation_status(op_id).body["status"] == "InProgress"
+        assert engine.ops.status(op_id).body["status"] == "InProgress"
         assert int(answer.headers["retry-after-ms"]) <= 60
         await asyncio.sleep(0.1)
-        assert engine.operation_status(op_id).body["status"] == "Succeeded"
+        assert engine.ops.status(op_id).body["status"] == "Succeeded"
         assert engine.store.get(VNET) is not None
         assert engine.store.get(VNET).provisioning_state == "Succeeded"  # type: ignore[union-attr]
 
@@ -213,13 +213,13 @@ def test_restore_finishes_what_was_in_flight() -> None:
         await put(engine, nsg, {"location": "westeurope"})
         engine.latency.scale = 1.0
         assert (await delete(engine, nsg)).status == 202
-        saved, operations = engine.store.dump(), engine.dump_operations()
+        saved, operations = engine.store.dump(), engine.ops.dump()
         await engine.reset()
 
         restored = Engine(registry(), LatencyModel(), Control())
         restored.restore(saved, operations)
         assert restored.store.get(VNET).provisioning_state == "Succeeded"  # type: ignore[union-attr]
         assert restored.store.get(nsg) is None  # the delete counts as done
-        assert restored.operation_status(op_id).body["status"] == "Succeeded"  # old tokens resolve
+        assert restored.ops.status(op_id).body["status"] == "Succeeded"  # old tokens resolve
 
     asyncio.run(scenario())

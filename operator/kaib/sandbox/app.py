@@ -91,7 +91,7 @@ class Sandbox:
         )
         await site.start()
         self.port = _bound_port(site) or self.options.port
-        self.engine.base_url = f"https://127.0.0.1:{self.port}"
+        self.engine.ops.base_url = f"https://127.0.0.1:{self.port}"
         self.env = self._client_env(tls.ca, federated)
         server.env = self.env
         if self.options.state_file is not None:
@@ -127,9 +127,7 @@ class Sandbox:
             self.save()
         if self.runner is not None:
             await self.runner.cleanup()
-        for task in list(self.engine._background):
-            task.cancel()
-        await asyncio.gather(*self.engine._background, return_exceptions=True)
+        await self.engine.ops.cancel_all()
         await self.engine.hooks.close()
         if self.azurite is not None:
             await asyncio.to_thread(self.azurite.stop)
@@ -142,7 +140,7 @@ class Sandbox:
             return
         document = {
             "resources": self.engine.store.dump(),
-            "operations": self.engine.dump_operations(),
+            "operations": self.engine.ops.dump(),
             "control": {
                 "quotas": self.control.quotas,
                 "unregistered": sorted(self.control.unregistered),

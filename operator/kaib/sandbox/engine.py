@@ -4,50 +4,26 @@ latency model. Returns `Answer`s; knows nothing about HTTP beyond status codes a
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import fnmatch
 import logging
-import time
-import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from . import ids
+from .answer import Answer
 from .control import Control
 from .errors import ArmError, group_not_found, not_found
 from .hooks import ModelledHooks, ResourceView, SandboxHooks
 from .ids import ArmPath
 from .latency import LatencyModel
+from .operations import Operation, Operations
 from .registry import ActionResult, Ref, Registry, TypeSpec, referenced_ids
 from .store import Resource, Store
 
 log = logging.getLogger(__name__)
 GROUP_TYPE = "Microsoft.Resources/resourceGroups"
 TRANSITIONAL = {"Creating", "Updating", "Deleting", "Pending", "Accepted"}
-MAX_OPERATIONS = 50000
-
-
-@dataclass
-class Answer:
-    status: int
-    body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class Operation:
-    id: str
-    namespace: str
-    location: str
-    resource_id: str
-    started: float
-    ends: float
-    status: str = "InProgress"
-    error: ArmError | None = None
-    result: Any = None
-    task: asyncio.Task[None] | None = None
 
 
 class Engine:
@@ -65,10 +41,8 @@ class Engine:
         self.hooks: SandboxHooks = hooks or ModelledHooks()
         self.tenant_id = tenant_id
         self.store = Store()
-        self.operations: dict[str, Operation] = {}
-        self.base_url = ""  # set by the server: https://127.0.0.1:PORT
+        self.ops = Operations()
         self.extensions: dict[str, Any] = {}  # per-type helpers (azurite, container runs)
-        self._background: set[asyncio.Task[Any]] = set()
         self._pending: dict[str, Resource] = {}  # parents being prepared, seen by their children
 
     def current(self, resource_id: str) -> Resource | None:
@@ -235,11 +209,11 @@ class Engine:
         if state == "Succeeded":
             if spec.on_ready is not None:
                 on_ready = spec.on_ready
-                self.background(lambda: on_ready(self, resource))
+                self.ops.background(lambda: on_ready(self, resource))
             return Answer(201 if created and spec.create_status != 202 else 200, self.render(resource))
         op = self.start_operation(resource, seconds, finish, failed)
         status = spec.create_status if created else 200
-        headers = self.operation_headers(op, api_version, location=status == 202)
+        headers = self.ops.headers(op, api_version, location=status == 202)
         return Answer(status, self.render(resource) if status != 202 else None, headers)
 
     def _parent(self, resource_id: str, spec: TypeSpec) -> Resource | None:
@@ -446,10 +420,9 @@ class Engine:
             return Answer(204)
         if resource.provisioning_state == "Deleting":
             op = resource.state.get("_delete_op")
-            if op is not None and op in self.operations:
-                return Answer(
-                    202, None, self.operation_headers(self.operations[op], api_version, location=True)
-                )
+            running = self.ops.get(op) if op else None
+            if running is not None:
+                return Answer(202, None, self.ops.headers(running, api_version, location=True))
         victims = self.victims(resource)
         self.check_deletable(victims)
         fault = self.control.fault_for("DELETE", spec.type, resource.name, in_operation=True)
@@ -473,7 +446,7 @@ class Engine:
 
         op = self.start_operation(resource, seconds, finish, failed)
         resource.state["_delete_op"] = op.id
-        return Answer(202, None, self.operation_headers(op, api_version, location=True))
+        return Answer(202, None, self.ops.headers(op, api_version, location=True))
 
     def victims(self, resource: Resource) -> list[Resource]:
         """Everything that goes with `resource`: descendants first, then cascades, then itself."""
@@ -570,7 +543,7 @@ class Engine:
             return await work()
 
         op = self.start_operation(resource, seconds, finish, None)
-        return Answer(202, None, self.operation_headers(op, query.get("api-version", ""), location=True))
+        return Answer(202, None, self.ops.headers(op, query.get("api-version", ""), location=True))
 
     # Long-running operations --------------------------------------------------------------------
     def start_operation(
@@ -580,108 +553,10 @@ class Engine:
         finish: Callable[[], Awaitable[Any]],
         failed: Callable[[ArmError], None] | None,
     ) -> Operation:
-        now = time.time()
         spec = self.registry.get(resource.type)
         namespace = spec.namespace if spec else "Microsoft.Resources"
-        op = Operation(
-            str(uuid.uuid4()),
-            namespace,
-            _loc(self._location_of(resource) or "global"),
-            resource.id,
-            now,
-            now + seconds,
-        )
-
-        async def run() -> None:
-            try:
-                if seconds > 0:
-                    await asyncio.sleep(seconds)
-                op.result = await finish()
-                op.status = "Succeeded"
-            except ArmError as error:
-                op.status, op.error = "Failed", error
-                if failed is not None:
-                    failed(error)
-            except asyncio.CancelledError:
-                op.status = "Canceled"
-                raise
-            except Exception as exc:  # a bug must show as a failed operation, not hang the caller
-                log.exception("operation %s on %s failed", op.id, op.resource_id)
-                op.status, op.error = "Failed", ArmError(500, "InternalServerError", f"sandbox: {exc}")
-                if failed is not None:
-                    failed(op.error)
-            finally:
-                op.ends = time.time()
-
-        self._trim_operations()
-        self.operations[op.id] = op
-        op.task = self.spawn(run())
-        return op
-
-    def spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
-        task: asyncio.Task[Any] = asyncio.ensure_future(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-        return task
-
-    def background(self, start: Callable[[], Awaitable[None]]) -> None:
-        """Run a hook call without anyone waiting for it; its failure is logged."""
-        self.spawn(_quietly(start))
-
-    def _trim_operations(self) -> None:
-        if len(self.operations) < MAX_OPERATIONS:
-            return
-        done = [k for k, o in self.operations.items() if o.status != "InProgress"]
-        for k in done[: len(done) // 2]:
-            del self.operations[k]
-
-    def operation_headers(self, op: Operation, api_version: str, location: bool) -> dict[str, str]:
-        sub = _sub_of(op.resource_id)
-        base = f"{self.base_url}/subscriptions/{sub}/providers/{op.namespace}/locations/{op.location}"
-        query = f"?api-version={api_version or '2024-01-01'}"
-        headers = {"Azure-AsyncOperation": f"{base}/operations/{op.id}{query}", **self.retry_hint(op)}
-        if location:
-            headers["Location"] = f"{base}/operationresults/{op.id}{query}"
-        return headers
-
-    def retry_hint(self, op: Operation) -> dict[str, str]:
-        # Sub-second polling in tests; never more than 10 s between polls in real-time mode.
-        remaining = max(0.02, min(10.0, op.ends - time.time() + 0.01))
-        return {
-            "retry-after-ms": str(int(remaining * 1000)),
-            "x-ms-retry-after-ms": str(int(remaining * 1000)),
-        }
-
-    def operation_status(self, op_id: str) -> Answer:
-        op = self.operations.get(op_id)
-        if op is None:
-            raise ArmError(404, "OperationNotFound", f"The operation '{op_id}' was not found.")
-        body: dict[str, Any] = {
-            "id": op.id,
-            "name": op.id,
-            "status": op.status,
-            "startTime": _iso(op.started),
-        }
-        if op.status != "InProgress":
-            body["endTime"] = _iso(op.ends)
-        if op.error is not None:
-            body["error"] = op.error.error()
-        headers = self.retry_hint(op) if op.status == "InProgress" else {}
-        return Answer(200, body, headers)
-
-    def operation_result(self, op_id: str, api_version: str) -> Answer:
-        op = self.operations.get(op_id)
-        if op is None:
-            raise ArmError(404, "OperationNotFound", f"The operation '{op_id}' was not found.")
-        if op.status == "InProgress":
-            headers = self.retry_hint(op)
-            headers["Location"] = self.operation_headers(op, api_version, True)["Location"]
-            return Answer(202, None, headers)
-        if op.error is not None:
-            raise op.error
-        if op.result is None:
-            return Answer(200, None) if op.namespace != "Microsoft.Resources" else Answer(200)
-        return Answer(200, op.result)
+        location = _loc(self._location_of(resource) or "global")
+        return self.ops.start(resource.id, namespace, location, seconds, finish, failed)
 
     # Resource groups -----------------------------------------------------------------------------
     def put_group(self, subscription: str, name: str, body: dict[str, Any]) -> Answer:
@@ -730,16 +605,9 @@ class Engine:
     async def delete_group(self, subscription: str, name: str, api_version: str) -> Answer:
         group = self.require_group(subscription, name)
         if group.provisioning_state == "Deleting":
-            op = self.operations.get(group.state.get("_delete_op", ""))
+            op = self.ops.get(group.state.get("_delete_op", ""))
             if op is not None:
-                return Answer(
-                    202,
-                    None,
-                    {
-                        "Location": self.operation_headers(op, api_version, True)["Location"],
-                        **self.retry_hint(op),
-                    },
-                )
+                return Answer(202, None, self.ops.location_headers(op, api_version))
         members = self.store.in_group(subscription, name)
         fault = self.control.fault_for("DELETE", GROUP_TYPE, name, in_operation=True)
         group.props["provisioningState"] = "Deleting"
@@ -761,11 +629,7 @@ class Engine:
 
         op = self.start_operation(group, seconds, finish, failed)
         group.state["_delete_op"] = op.id
-        return Answer(
-            202,
-            None,
-            {"Location": self.operation_headers(op, api_version, True)["Location"], **self.retry_hint(op)},
-        )
+        return Answer(202, None, self.ops.location_headers(op, api_version))
 
     def list_groups(self, subscription: str) -> Answer:
         prefix = f"/subscriptions/{subscription}/resourcegroups/".lower()
@@ -795,10 +659,8 @@ class Engine:
 
     # Reset and persistence -----------------------------------------------------------------------
     async def reset(self) -> None:
-        for task in list(self._background):
-            task.cancel()
-        await asyncio.gather(*self._background, return_exceptions=True)
-        self.operations.clear()
+        await self.ops.cancel_all()
+        self.ops.by_id.clear()
         self.store.clear()
         await self.hooks.close()
 
@@ -821,23 +683,7 @@ class Engine:
                 self._store(spec, r)
                 if spec.on_restore is not None:
                     spec.on_restore(self, r)
-        for o in operations or []:
-            op = Operation(o["id"], o["namespace"], o["location"], o["resource_id"], o["started"], o["ends"])
-            op.status = "Succeeded" if o["status"] == "InProgress" else o["status"]
-            op.result = o.get("result")
-            if o.get("error"):
-                e = o["error"]
-                op.error = ArmError(int(e.get("status", 500)), str(e.get("code")), str(e.get("message")))
-            self.operations[op.id] = op
-
-    def dump_operations(self) -> list[dict[str, Any]]:
-        out = []
-        for op in self.operations.values():
-            error = {"status": op.error.status, **op.error.error()} if op.error else None
-            out.append({"id": op.id, "namespace": op.namespace, "location": op.location,
-                        "resource_id": op.resource_id, "started": op.started, "ends": op.ends,
-                        "status": op.status, "result": op.result, "error": error})  # fmt: skip
-        return out
+        self.ops.load(operations or [])
 
 
 def quota_error(provider: str, name: str, location: str, limit: int, used: int, extra: int) -> ArmError:
@@ -857,14 +703,6 @@ def quota_error(provider: str, name: str, location: str, limit: int, used: int, 
         f"{limit}, Current Usage: {used}, Additional Required: {extra}, (Minimum) New Limit Required: "
         f"{used + extra}. Submit a request for Quota increase at https://aka.ms/ProdportalCRP.",
     )
-
-
-async def _quietly(start: Callable[[], Awaitable[None]]) -> None:
-    # Takes a factory, not a coroutine: a task cancelled before it runs leaves nothing un-awaited.
-    try:
-        await start()
-    except Exception:
-        log.exception("hook failed")
 
 
 def _matches_filter(resource: Resource, text: str) -> bool:
@@ -901,7 +739,3 @@ def _sub_of(resource_id: str) -> str:
 
 def _loc(location: str) -> str:
     return location.replace(" ", "").lower()
-
-
-def _iso(t: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int((t % 1) * 1e6):06d}Z"

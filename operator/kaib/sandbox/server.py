@@ -18,8 +18,9 @@ from aiohttp import web
 
 from . import config as cfg
 from . import ids
+from .answer import Answer
 from .control import KNOWN_PROVIDERS, Control, RequestRecord
-from .engine import GROUP_TYPE, Answer, Engine
+from .engine import GROUP_TYPE, Engine
 from .errors import ArmError
 from .kinds import catalog, storage
 
@@ -220,7 +221,7 @@ class ArmServer:
         engine = self.engine
         query = dict(request.query)
         api_version = query.get("api-version", "")
-        self.engine.base_url = f"https://{request.host}"
+        self.engine.ops.base_url = f"https://{request.host}"
         tail = [x for pair in zip(p.types, [*p.names, ""], strict=False) for x in pair if x]
         if p.namespace is None and p.group is None:
             if not p.types:
@@ -341,9 +342,9 @@ class ArmServer:
         if len(tail) >= 3 and lowered[0] == "locations":
             location, what = tail[1], lowered[2]
             if what == "operations" and len(tail) == 4:
-                return self.engine.operation_status(tail[3])
+                return self.engine.ops.status(tail[3])
             if what == "operationresults" and len(tail) == 4:
-                return self.engine.operation_result(tail[3], api_version)
+                return self.engine.ops.result(tail[3], api_version)
             if what == "usages" and len(tail) == 3:
                 return Answer(200, {"value": self._usages(p.namespace, location, p.subscription)})
             if what == "publishers" and p.namespace.lower() == "microsoft.compute":

@@ -327,7 +327,7 @@ def _power_action(power: str, started: bool) -> Any:
 def _generalize(engine: Engine, vm: Resource, body: dict[str, Any], query: dict[str, str]) -> ActionResult:
     vm.state["generalized"] = True
     view = engine.view(vm)
-    engine.background(lambda: engine.hooks.vm_generalized(view))
+    engine.ops.background(lambda: engine.hooks.vm_generalized(view))
     return ActionResult(200, None)
 
 

@@ -218,7 +218,7 @@ def _start_run(engine: Engine, group: Resource) -> None:
         if current is not None:
             current.state["run"] = run.summary().to_json()
 
-    runs[group.key] = (run, engine.spawn(execute()))
+    runs[group.key] = (run, engine.ops.spawn(execute()))
 
 
 async def _ready(engine: Engine, group: Resource) -> None:
