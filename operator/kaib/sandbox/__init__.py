@@ -30,8 +30,9 @@ Modules, in the order a request meets them:
     PUT  latency {scale, seconds: {"Type:operation": s}}; GET latency
     POST outcomes {name (glob), exitCode, logs, seconds, result}; DELETE outcomes
     PUT  config (the --config document, applied on top); POST reset (resources, knobs, log)
-- `engine.py`: ARM semantics for every type alike (PUT/GET/list/DELETE/actions, long-running
-  operations with Azure-AsyncOperation, Location and retry-after-ms, references, in-use rules).
+- `engine.py`: ARM semantics for every type alike (PUT/GET/list/DELETE/actions, references,
+  in-use rules, cascades, resource groups); it answers `answer.Answer`s.
+- `operations.py`: long-running operations (Azure-AsyncOperation, Location, retry-after-ms).
 - `registry.py`: what a type declares (`TypeSpec`); `kinds/`: the types, one module per provider.
 - `control.py` (faults, policy, quotas, throttling, request log), `latency.py`, `config.py`.
 - `store.py`, `ids.py`, `addresses.py`, `errors.py`, `tls.py`.
