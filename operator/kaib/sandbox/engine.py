@@ -186,8 +186,7 @@ class Engine:
         self._store(spec, resource)
         for child_spec, child, _ in children:
             self._store(child_spec, child)
-        for victim in dropped:
-            self._remove(victim)
+        await self._delete_now(dropped)  # their delete hooks run too
         created = existing is None
         touched = [resource] + [c for _, c, _ in children]
 
