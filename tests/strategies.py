@@ -74,6 +74,15 @@ class CaseCounter(Counter[str]):
         parts = ", ".join(f"{k} {v}" for k, v in sorted(self.items()))
         return f"{title}: {sum(self.values())} generated cases ({parts})"
 
+    def print(self, config: Any, title: str) -> None:
+        """Print the summary past pytest's output capture (so CI logs show the counts)."""
+        capture = config.pluginmanager.getplugin("capturemanager")
+        if capture is None:
+            print(self.summary(title))
+            return
+        with capture.global_and_fixture_disabled():
+            print("\n" + self.summary(title))
+
 
 # -- strings ------------------------------------------------------------------------------------------
 
@@ -951,12 +960,15 @@ def invalid_templates(draw: Draw, hostile: bool = True) -> Invalid:
     """A valid template broken in exactly one way (structural or one rule)."""
     manifest = draw(templates(hostile=hostile))
     schema = _schema("ImageTemplate")["properties"]["spec"]
-    structural = list(structural_mutations(manifest["spec"], schema, ("spec",)))
-    rules = list(rule_mutations(manifest))
-    # Half and half, so that the rare rule mutations are not drowned by the many structural sites.
-    pool = draw(st.sampled_from([structural, rules]))
-    mutation = draw(st.sampled_from(pool))
-    return _apply(manifest, mutation)
+    mutations = [*structural_mutations(manifest["spec"], schema, ("spec",)), *rule_mutations(manifest)]
+    return _apply(manifest, _pick(draw, mutations))
+
+
+def _pick(draw: Draw, mutations: list[Mutation]) -> Mutation:
+    # The kind first, then the site: a rule that applies at one place is drawn as often as a wrong
+    # type, which applies everywhere.
+    name = draw(st.sampled_from(sorted({m[0] for m in mutations})))
+    return typing.cast(Mutation, draw(st.sampled_from([m for m in mutations if m[0] == name])))
 
 
 @cache
@@ -965,7 +977,7 @@ def invalid_builds(draw: Draw) -> Invalid:
     manifest = draw(builds())
     schema = _schema("ImageBuild")["properties"]["spec"]
     mutations = list(structural_mutations(manifest["spec"], schema, ("spec",)))
-    return _apply(manifest, draw(st.sampled_from(mutations)))
+    return _apply(manifest, _pick(draw, mutations))
 
 
 # Floats with an integral value (60.0, 1e3) are left out: the apiserver takes them for integer fields

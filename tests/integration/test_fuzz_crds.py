@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 from kaib.api import validate_manifest
@@ -80,10 +80,7 @@ def server(kube: Any, request: pytest.FixtureRequest) -> Iterator[Server]:
     srv = Server(kube, kube.namespace(NS))
     yield srv
     srv.pool.shutdown()
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        summary = COUNTS.summary("apiserver fuzzing")
-        reporter.write_line(f"\n{summary} in {time.monotonic() - started:.1f}s")
+    COUNTS.print(request.config, f"apiserver fuzzing ({time.monotonic() - started:.1f}s)")
 
 
 def _batch(strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[list[Any]]:
@@ -102,6 +99,7 @@ def _check_agreement(manifest: dict[str, Any], verdict: Verdict) -> list[str]:
 def _check_invalid(server: Server, cases: list[Invalid], kind: str) -> None:
     for case, verdict in zip(cases, server.verdicts([c.manifest for c in cases]), strict=True):
         COUNTS[kind] += 1
+        event(case.mutation)
         paths = _check_agreement(case.manifest, verdict)
         assert not verdict.accepted, f"{case.mutation} at {case.path} was accepted by both"
         assert case.named_by(verdict.fields), (case.mutation, case.path, verdict.message)

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import re
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from hypothesis import given
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 from kaib.api import (
@@ -39,10 +40,9 @@ COUNTS = CaseCounter()
 
 @pytest.fixture(scope="module", autouse=True)
 def _print_counts(request: pytest.FixtureRequest) -> Iterator[None]:
+    started = time.monotonic()
     yield
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line("\n" + COUNTS.summary("unit fuzzing"))
+    COUNTS.print(request.config, f"unit fuzzing ({time.monotonic() - started:.1f}s)")
 
 
 def _paths(problems: list[tuple[str, str]]) -> list[str]:
@@ -74,6 +74,7 @@ def test_valid_builds_pass(manifest: dict[str, Any]) -> None:
 @given(gen.invalid_templates())
 def test_each_mutation_is_rejected_naming_its_field(case: gen.Invalid) -> None:
     COUNTS["invalid template"] += 1
+    event(case.mutation)
     problems = validate_manifest(case.manifest)
     assert problems, f"{case.mutation} at {case.path} was accepted"
     _clear(problems)
