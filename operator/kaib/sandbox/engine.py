@@ -160,18 +160,7 @@ class Engine:
             raise ArmError(
                 409, "AnotherOperationInProgress", f"Operation on '{existing.name}' is in progress: delete."
             )
-        # Policy and quota first: preparing has effects (a VM's OS disk, a private endpoint's NIC).
-        location = body.get("location") if isinstance(body, dict) else None
-        location = location or (self._location_of(parent) if parent else None)
-        self.control.check_policy(spec.type, location, resource_id)
-        for prop, child_type in spec.embedded.items():
-            items = (body.get("properties") or {}).get(prop) if isinstance(body, dict) else None
-            for item in items or []:
-                child_id = f"{resource_id}/{child_type.rsplit('/', 1)[-1]}/{item.get('name', '')}"
-                self.control.check_policy(child_type, location, child_id)
-        if isinstance(body, dict) and spec.quota is not None:
-            provisional = Resource(resource_id, spec.type, {**body, "location": location})
-            self._check_quota(spec, provisional, existing)
+        self._admit(spec, resource_id, body, parent, existing)
         resource, children = self._prepare(spec, resource_id, body, existing, parent, group_res)
         dropped = self._dropped_children(spec, resource, children)
         seconds = self.latency.seconds(spec.type, "put") if spec.lro else 0.0
@@ -214,6 +203,23 @@ class Engine:
         status = spec.create_status if created else 200
         headers = self.ops.headers(op, api_version, location=status == 202)
         return Answer(status, self.render(resource) if status != 202 else None, headers)
+
+    def _admit(
+        self, spec: TypeSpec, resource_id: str, body: Any, parent: Resource | None, existing: Resource | None
+    ) -> None:
+        """Policy and quota, checked before preparing: preparing has effects (a VM's OS disk, a
+        private endpoint's NIC) that a refused request must not leave behind."""
+        location = body.get("location") if isinstance(body, dict) else None
+        location = location or (self._location_of(parent) if parent else None)
+        self.control.check_policy(spec.type, location, resource_id)
+        for prop, child_type in spec.embedded.items():
+            items = (body.get("properties") or {}).get(prop) if isinstance(body, dict) else None
+            for item in items or []:
+                child_id = f"{resource_id}/{child_type.rsplit('/', 1)[-1]}/{item.get('name', '')}"
+                self.control.check_policy(child_type, location, child_id)
+        if isinstance(body, dict) and spec.quota is not None:
+            provisional = Resource(resource_id, spec.type, {**body, "location": location})
+            self._check_quota(spec, provisional, existing)
 
     def _parent(self, resource_id: str, spec: TypeSpec) -> Resource | None:
         parent_key = ids.parent_key(resource_id)
