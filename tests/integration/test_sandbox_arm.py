@@ -252,6 +252,10 @@ def test_network_types_and_rules(sandbox: SandboxHandle, group: str) -> None:
         == "NicInUseWithPrivateEndpoint"
     )
     assert (
+        code_of(lambda: net.load_balancers.begin_delete(group, "lb").result())
+        == "LoadBalancerInUseByPrivateLinkService"
+    )
+    assert (
         code_of(lambda: net.subnets.begin_delete(group, "vnet", "build").result())
         == "InUseSubnetCannotBeDeleted"
     )

@@ -484,10 +484,9 @@ class Engine:
             users = [u for u in self.store.referrers(victim.id) if u.key not in going]
             if users:
                 status, code = spec.in_use
-                if victim.type.lower() == "microsoft.network/networkinterfaces" and any(
-                    u.type.lower() == "microsoft.network/privateendpoints" for u in users
-                ):
-                    code = "NicInUseWithPrivateEndpoint"
+                code = next(
+                    (spec.in_use_by[u.type.lower()] for u in users if u.type.lower() in spec.in_use_by), code
+                )
                 names = ", ".join(u.id for u in users[:5])
                 raise ArmError(
                     status,

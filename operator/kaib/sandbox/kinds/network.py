@@ -419,6 +419,7 @@ SPECS = [
         synthesize=_synthesize_nic,
         render=_render_nic,
         in_use=(400, "NicInUse"),
+        in_use_by={PE.lower(): "NicInUseWithPrivateEndpoint"},
         refs=(
             Ref("properties.ipConfigurations[].properties.subnet.id"),
             Ref("properties.ipConfigurations[].properties.publicIPAddress.id"),
@@ -432,7 +433,8 @@ SPECS = [
     TypeSpec(
         LB,
         synthesize=_synthesize_lb,
-        in_use=(400, "LoadBalancerInUseByPrivateLinkService"),
+        in_use=(400, "InUseLoadBalancerCannotBeDeleted"),
+        in_use_by={PLS.lower(): "LoadBalancerInUseByPrivateLinkService"},
         refs=(
             Ref("properties.frontendIPConfigurations[].properties.subnet.id"),
             Ref("properties.frontendIPConfigurations[].properties.publicIPAddress.id"),
