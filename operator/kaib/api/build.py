@@ -17,6 +17,8 @@ API_VERSION = f"{GROUP}/{VERSION}"
 # A Kubernetes object name (DNS-1123 subdomain) no longer than AIB's 64 characters for template names.
 K8S_NAME = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 MAX_TEMPLATE_NAME = 64
+# What the apiserver checks of every object name (RFC 1123 subdomain), before any schema.
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 
 
 class TemplateRef(ApiModel):
@@ -54,7 +56,7 @@ class ObjectMeta(ApiModel):
 
     model_config = {**ApiModel.model_config, "extra": "allow"}
 
-    name: str | None = None
+    name: Annotated[str, Field(pattern=DNS_SUBDOMAIN, max_length=253)] | None = None
     generateName: str | None = None
     namespace: str | None = None
 
