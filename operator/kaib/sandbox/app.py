@@ -160,10 +160,6 @@ class Sandbox:
         self.control.quotas.update(control.get("quotas", {}))
         self.control.unregistered = set(control.get("unregistered", []))
         self.control.throttling = bool(control.get("throttling", False))
-        if self.azurite is not None:
-            for r in self.engine.store.all():
-                if r.type.lower() == "microsoft.storage/storageaccounts" and r.state.get("keys"):
-                    self.azurite.add_account(r.name, r.state["keys"][0])
 
     async def _save_loop(self) -> None:
         while True:

@@ -505,9 +505,9 @@ class ArmServer:
             }
             if "power" in r.state:
                 item["powerState"] = r.state["power"]
-            if r.type.lower() == "microsoft.containerinstance/containergroups":
-                rendered = self.engine.render(r)
-                item["instanceState"] = rendered["properties"].get("instanceView", {}).get("state")
+            view = self.engine.render(r)["properties"].get("instanceView")
+            if isinstance(view, dict) and view.get("state"):  # container groups
+                item["instanceState"] = view["state"]
             out.append(item)
         return out
 

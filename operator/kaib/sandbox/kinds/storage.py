@@ -139,6 +139,13 @@ def _account_sas(
     return ActionResult(200, {"accountSasToken": token})
 
 
+def _restore(engine: Engine, account: Resource) -> None:
+    """A persisted account is an Azurite account again (its blobs are in Azurite's own files)."""
+    azurite = azurite_of(engine)
+    if azurite is not None and account.state.get("keys"):
+        azurite.add_account(account.name, account.state["keys"][0])
+
+
 async def _deleted(engine: Engine, account: Resource) -> None:
     azurite = azurite_of(engine)
     if azurite is not None:
@@ -171,6 +178,7 @@ SPECS = [
         synthesize=_synthesize,
         render=_render,
         on_delete=_deleted,
+        on_restore=_restore,
         lro_delete=False,
         sync_delete_status=200,
         actions={
