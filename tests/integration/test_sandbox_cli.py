@@ -17,7 +17,7 @@ from azure.mgmt.containerinstance import ContainerInstanceManagementClient
 from azure.mgmt.network import NetworkManagementClient
 from azure.mgmt.resource.resources import ResourceManagementClient
 
-from tests.fixtures.sandbox import SandboxHandle, _alive, start_sandbox
+from tests.fixtures.sandbox import SandboxHandle, process_alive, start_sandbox
 
 LOC = "westeurope"
 CONFIG = """
@@ -52,7 +52,7 @@ def test_config_file_export_lines_and_sigint(tmp_path: Path) -> None:
         assert f"export {name}=" in printed
     assert "export AZURE_TOKEN_CREDENTIALS=WorkloadIdentityCredential" in printed
     assert handle.process.returncode == 0
-    assert not _alive(health["azurite"]["pid"])
+    assert not process_alive(health["azurite"]["pid"])
     assert not Path(handle.env["SSL_CERT_FILE"]).exists(), "the temporary CA directory is removed"
 
 
