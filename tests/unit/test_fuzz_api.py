@@ -33,7 +33,7 @@ from kaib.api.validate_cli import check_file
 from kaib.packer import RenderError, render_build
 from tests import strategies as gen
 from tests.strategies import CaseCounter, fuzz_settings
-from tests.unit.api_cases import IDENTITY, patched, template
+from tests.unit.api_cases import IDENTITY, build, patched, template
 
 COUNTS = CaseCounter()
 
@@ -160,7 +160,7 @@ def test_aib_json_round_trip_is_the_identity(manifest: dict[str, Any]) -> None:
         expressions = list(_expressions(spec, "properties"))
         assert expressions, e.problems
         assert all("ARM template expression" in m for _, m in e.problems), e.problems
-        COUNTS["aib round trip refused: ARM expression"] += 1
+        COUNTS["aib round trip: refused, ARM expression"] += 1
         return
     assert back["metadata"]["name"] == manifest["metadata"]["name"]
     assert back["spec"] == _without_identity_details(spec)
@@ -184,7 +184,7 @@ def test_renderer_never_crashes(os_type: str | None) -> None:
             phase, index, kind = match.group(1), int(match.group(2)), match.group(3)
             steps = spec.get("customize") if phase == "customize" else spec["validate"]["inVMValidations"]
             assert steps[index - 1]["type"] == kind
-            COUNTS[f"render {os_type or 'any OS'} refused"] += 1
+            COUNTS[f"render {os_type or 'any OS'}: refused"] += 1
             return
         assert build.phases[-1].name == "deprovision"
         if os_type:
@@ -247,3 +247,9 @@ def test_integers_beyond_int64_are_refused_as_by_the_apiserver() -> None:
     doc = patched(template(), {"spec.vmProfile": {"osDiskSizeGB": 2**63}})
     assert _paths(validate_manifest(doc)) == ["spec.vmProfile.osDiskSizeGB"]
     assert validate_manifest(patched(template(), {"spec.vmProfile": {"osDiskSizeGB": 2**63 - 1}})) == []
+
+
+@pytest.mark.parametrize("name", ["Upper", "my_template", "a..b", "-a", "a-", "a" * 254])
+def test_metadata_name_must_be_a_dns_subdomain_as_on_the_apiserver(name: str) -> None:
+    assert "metadata.name" in _paths(validate_manifest(patched(template(), {"metadata.name": name})))
+    assert "metadata.name" in _paths(validate_manifest(patched(build(), {"metadata.name": name})))
