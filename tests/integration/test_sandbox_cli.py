@@ -4,6 +4,7 @@ and the VM power and container-group actions through the SDK."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import time
 import uuid
@@ -54,6 +55,7 @@ def test_config_file_export_lines_and_sigint(tmp_path: Path) -> None:
     assert handle.process.returncode == 0
     assert not process_alive(health["azurite"]["pid"])
     assert not Path(handle.env["SSL_CERT_FILE"]).exists(), "the temporary CA directory is removed"
+    shutil.rmtree(handle.workdir, ignore_errors=True)
 
 
 @pytest.fixture
