@@ -4,13 +4,17 @@ then lets the build and its template be deleted (finalizers), never hitting a Fo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,9 +72,17 @@ def rendered_container(helm: Path, mode: Mode) -> dict[str, Any]:
     return container
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
 class OperatorProcess:
     def __init__(self, argv: list[str], env: dict[str, str], log: Path) -> None:
         self.log_path = log
+        self.metrics_url = f"http://127.0.0.1:{env['KAIB_METRICS_PORT']}"
         with log.open("wb") as out:
             self.process = subprocess.Popen(
                 argv, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
@@ -78,6 +90,16 @@ class OperatorProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def scrape(self, path: str = "/metrics") -> tuple[int, str] | None:
+        """(status, body) of the operator's metrics endpoint, or None when nothing listens."""
+        try:
+            with urllib.request.urlopen(self.metrics_url + path, timeout=2) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode()
+        except OSError:
+            return None
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -106,6 +128,15 @@ def chart_operator(
     request: pytest.FixtureRequest, kube: Kube, sandbox: SandboxHandle, helm: Path, tmp_path: Path
 ) -> Iterator[tuple[Mode, OperatorProcess]]:
     mode = MODES[request.param]
+    with running_chart_operator(kube, sandbox, helm, tmp_path, mode) as operator:
+        yield mode, operator
+
+
+@contextlib.contextmanager
+def running_chart_operator(
+    kube: Kube, sandbox: SandboxHandle, helm: Path, tmp_path: Path, mode: Mode
+) -> Iterator[OperatorProcess]:
+    """Install the chart in ``mode`` and run `kaib run` with its args, plain env and SA token."""
     kube.namespace(mode.team)
     account = test_chart_rbac.install(kube, helm, mode.release, mode.namespace, *mode.sets)
     token = kube.kubectl("-n", mode.namespace, "create", "token", account, "--duration=1h").stdout.strip()
@@ -118,23 +149,25 @@ def chart_operator(
         **sandbox.env,
         **plain_env,
         "KUBECONFIG": str(config),
-        "KAIB_METRICS_PORT": "0",  # any free port: tests run side by side
+        "KAIB_METRICS_PORT": str(free_port()),  # tests run side by side: not the chart's 8080
         "KAIB_POLLING_INTERVAL": "0.05",
     }
     assert container["command"] == ["kaib", "run"]
     argv = [sys.executable, "-m", "kaib.cli", "run", *container.get("args", [])]
     operator = OperatorProcess(argv, env, tmp_path / "operator.log")
     try:
-        yield mode, operator
+        yield operator
     finally:
         operator.stop()
 
 
-def template(sandbox: SandboxHandle, images_group: str, namespace: str) -> dict[str, Any]:
+def template(
+    sandbox: SandboxHandle, images_group: str, namespace: str, name: str = "rbac-ubuntu"
+) -> dict[str, Any]:
     return {
         "apiVersion": "kaib.dev/v1alpha1",
         "kind": "ImageTemplate",
-        "metadata": {"name": "rbac-ubuntu", "namespace": namespace},
+        "metadata": {"name": name, "namespace": namespace},
         "spec": {
             "source": {
                 "type": "PlatformImage",
@@ -148,7 +181,7 @@ def template(sandbox: SandboxHandle, images_group: str, namespace: str) -> dict[
                 {
                     "type": "ManagedImage",
                     "runOutputName": "golden",
-                    "imageId": f"{images_group}/providers/Microsoft.Compute/images/{namespace}-img",
+                    "imageId": f"{images_group}/providers/Microsoft.Compute/images/{namespace}-{name}",
                     "location": LOCATION,
                 }
             ],
@@ -158,41 +191,52 @@ def template(sandbox: SandboxHandle, images_group: str, namespace: str) -> dict[
     }
 
 
-def build(namespace: str) -> dict[str, Any]:
+def build(namespace: str, name: str = "rbac-ubuntu-1", template_name: str = "rbac-ubuntu") -> dict[str, Any]:
     return {
         "apiVersion": "kaib.dev/v1alpha1",
         "kind": "ImageBuild",
-        "metadata": {"name": "rbac-ubuntu-1", "namespace": namespace},
-        "spec": {"templateRef": {"name": "rbac-ubuntu"}},
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"templateRef": {"name": template_name}},
     }
+
+
+def images_group(sandbox: SandboxHandle) -> str:
+    from azure.mgmt.resource.resources import ResourceManagementClient
+
+    client = sandbox.client(ResourceManagementClient)
+    client.resource_groups.create_or_update("rbac-images", {"location": LOCATION})
+    return f"/subscriptions/{sandbox.subscription_id}/resourceGroups/rbac-images"
+
+
+def build_status(kube: Kube, namespace: str, name: str) -> dict[str, Any]:
+    out = kube.kubectl("-n", namespace, "get", "imagebuild", name, "-o", "json").stdout
+    result: dict[str, Any] = json.loads(out).get("status") or {}
+    return result
+
+
+def wait_final(
+    kube: Kube, operator: OperatorProcess, namespace: str, name: str, during: Callable[[], None] | None = None
+) -> dict[str, Any]:
+    """Poll the build until a final phase; fail fast when the operator dies or is refused."""
+    deadline = time.monotonic() + 120
+    while build_status(kube, namespace, name).get("phase") not in FINAL:
+        assert operator.process.poll() is None, f"the operator died\n{operator.log()[-6000:]}"
+        assert "Forbidden" not in operator.log(), f"the operator was refused:\n{operator.log()[-6000:]}"
+        assert time.monotonic() < deadline, f"no final phase\n{operator.log()[-6000:]}"
+        if during is not None:
+            during()
+        time.sleep(0.3)
+    return build_status(kube, namespace, name)
 
 
 def test_operator_with_only_the_chart_token_completes_a_build(
     kube: Kube, sandbox: SandboxHandle, chart_operator: tuple[Mode, OperatorProcess]
 ) -> None:
-    from azure.mgmt.resource.resources import ResourceManagementClient
-
     mode, operator = chart_operator
     team = mode.team
-    sandbox.client(ResourceManagementClient).resource_groups.create_or_update(
-        "rbac-images", {"location": LOCATION}
-    )
-    images_group = f"/subscriptions/{sandbox.subscription_id}/resourceGroups/rbac-images"
-    for doc in (template(sandbox, images_group, team), build(team)):
+    for doc in (template(sandbox, images_group(sandbox), team), build(team)):
         kube.kubectl("apply", "-f", "-", input=json.dumps(doc))
-
-    def status() -> dict[str, Any]:
-        out = kube.kubectl("-n", team, "get", "imagebuild", "rbac-ubuntu-1", "-o", "json").stdout
-        result: dict[str, Any] = json.loads(out).get("status") or {}
-        return result
-
-    deadline = time.monotonic() + 120
-    while status().get("phase") not in FINAL:
-        assert operator.process.poll() is None, f"the operator died\n{operator.log()[-6000:]}"
-        assert "Forbidden" not in operator.log(), f"the operator was refused:\n{operator.log()[-6000:]}"
-        assert time.monotonic() < deadline, f"no final phase: {status()}\n{operator.log()[-6000:]}"
-        time.sleep(0.3)
-    final = status()
+    final = wait_final(kube, operator, team, "rbac-ubuntu-1")
     assert final["phase"] == "Succeeded", f"{json.dumps(final, indent=1)[-3000:]}\n{operator.log()[-6000:]}"
     kube.kubectl("wait", "-n", team, "--for=condition=Ready", "imagebuild/rbac-ubuntu-1", "--timeout=5s")
 
