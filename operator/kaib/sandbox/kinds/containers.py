@@ -89,8 +89,8 @@ def _synthesize(engine: Engine, group: Resource, existing: Resource | None) -> N
         for e in env:
             if e.get("secureValue") is not None:
                 mine[e["name"]] = str(e.pop("secureValue"))  # kept privately, never returned
-        if mine or c["name"] not in secure:
-            secure[c["name"]] = {**secure.get(c["name"], {}), **mine} if existing else mine
+        # An update that does not repeat a secure value (it cannot: GET never shows it) keeps it.
+        secure[c["name"]] = {**secure.get(c["name"], {}), **mine}
     group.state["secure_env"] = secure
     group.props.setdefault("restartPolicy", "Always")
     group.props.setdefault("sku", "Standard")
