@@ -149,3 +149,43 @@ def test_schema_rejects_bad_values(path: tuple[str, ...], bad: object) -> None:
 def test_every_value_is_described_by_the_schema() -> None:
     schema = json.loads((CHART / "values.schema.json").read_text())
     assert set(values()) == set(schema["properties"])
+
+
+# --- scripts/kubeconform_schemas.py: the openAPIV3 -> JSON schema translation ----------------------
+
+
+def test_openapi_translation_handles_kubernetes_extensions() -> None:
+    schemas = _load_script("kubeconform_schemas")
+    converted = schemas._json_schema(
+        {
+            "type": "object",
+            "properties": {
+                "count": {"type": "integer", "nullable": True},
+                "port": {"x-kubernetes-int-or-string": True},
+                "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": True, "properties": {}},
+                "closed": {"type": "object", "properties": {"a": {"type": "string"}}},
+                "map": {"type": "object", "additionalProperties": {"type": "string"}},
+            },
+            "x-kubernetes-validations": [{"rule": "true"}],
+        }
+    )
+    props = converted["properties"]
+    assert props["count"]["type"] == ["integer", "null"]
+    assert props["port"] == {"anyOf": [{"type": "integer"}, {"type": "string"}]}
+    assert "additionalProperties" not in props["free"]
+    assert props["closed"]["additionalProperties"] is False
+    assert props["map"]["additionalProperties"] == {"type": "string"}
+    assert "x-kubernetes-validations" not in converted and converted["additionalProperties"] is False
+
+
+def test_standalone_schema_inlines_only_reachable_definitions() -> None:
+    schemas = _load_script("kubeconform_schemas")
+    prefix = schemas.DEFS_PREFIX
+    definitions = {
+        "A": {"properties": {"b": {"$ref": "#/$defs/B"}}},
+        "B": {"type": "string"},
+        "Unused": {"type": "integer"},
+    }
+    result = schemas.standalone({"properties": {"a": {"$ref": prefix + "A"}}}, definitions)
+    assert result["properties"]["a"]["$ref"] == "#/$defs/A"
+    assert set(result["$defs"]) == {"A", "B"}
