@@ -113,6 +113,7 @@ COMBINATIONS = {
         f"workloadIdentity.clientId={CLIENT_ID}",
         "azure.subscriptionId=00000000-0000-0000-0000-000000000001",
         "azure.armEndpoint=https://127.0.0.1:8443",
+        "azure.caConfigMap.name=sandbox-ca",
         "image.digest=sha256:" + "a" * 64,
     ),
 }
@@ -257,6 +258,20 @@ def test_dashboard_config_map_holds_the_dashboard(tools: Tools) -> None:
     (config_map,) = by_kind(docs, "ConfigMap")
     assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
     assert config_map["data"]["kaib.json"].strip() == (CHART / "dashboards" / "kaib.json").read_text().strip()
+
+
+def test_ca_config_map_is_mounted_and_named_for_both_http_stacks(tools: Tools) -> None:
+    (deployment,) = by_kind(tools.helm_template("azure.caConfigMap.name=sandbox-ca"), "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["SSL_CERT_FILE"] == env["REQUESTS_CA_BUNDLE"] == "/etc/kaib/ca/ca.crt"
+    assert {"name": "ca", "mountPath": "/etc/kaib/ca", "readOnly": True} in container["volumeMounts"]
+    assert {"name": "ca", "configMap": {"name": "sandbox-ca"}} in pod["volumes"]
+    (plain,) = by_kind(tools.helm_template(), "Deployment")
+    assert "SSL_CERT_FILE" not in {
+        e["name"] for e in plain["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
 
 
 def test_values_schema_is_enforced_by_helm(tools: Tools) -> None:
