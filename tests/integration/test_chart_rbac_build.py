@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
+from kaib import health
 from tests.fixtures.controlplane import Kube
 from tests.fixtures.sandbox import SandboxHandle
 from tests.integration import test_chart_rbac
@@ -208,25 +209,54 @@ def images_group(sandbox: SandboxHandle) -> str:
     return f"/subscriptions/{sandbox.subscription_id}/resourceGroups/rbac-images"
 
 
+def get_object(kube: Kube, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+    result = kube.kubectl("-n", namespace, "get", kind, name, "-o", "json", check=False)
+    if result.returncode != 0:
+        assert "NotFound" in result.stderr, result.stderr
+        return None
+    obj: dict[str, Any] = json.loads(result.stdout)
+    return obj
+
+
 def build_status(kube: Kube, namespace: str, name: str) -> dict[str, Any]:
-    out = kube.kubectl("-n", namespace, "get", "imagebuild", name, "-o", "json").stdout
-    result: dict[str, Any] = json.loads(out).get("status") or {}
-    return result
+    obj = get_object(kube, "imagebuild", namespace, name) or {}
+    status: dict[str, Any] = obj.get("status") or {}
+    return status
 
 
 def wait_final(
-    kube: Kube, operator: OperatorProcess, namespace: str, name: str, during: Callable[[], None] | None = None
+    kube: Kube,
+    operator: OperatorProcess,
+    namespace: str,
+    name: str,
+    during: Callable[[], None] | None = None,
+    observed: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Poll the build until a final phase; fail fast when the operator dies or is refused."""
+    """Poll the build until a final phase (each polled object appended to ``observed``); fail fast
+    when the operator dies or is refused."""
     deadline = time.monotonic() + 120
-    while build_status(kube, namespace, name).get("phase") not in FINAL:
+    while True:
+        obj = get_object(kube, "imagebuild", namespace, name) or {}
+        if observed is not None:
+            observed.append(obj)
+        status: dict[str, Any] = obj.get("status") or {}
+        if status.get("phase") in FINAL:
+            return status
         assert operator.process.poll() is None, f"the operator died\n{operator.log()[-6000:]}"
         assert "Forbidden" not in operator.log(), f"the operator was refused:\n{operator.log()[-6000:]}"
         assert time.monotonic() < deadline, f"no final phase\n{operator.log()[-6000:]}"
         if during is not None:
             during()
         time.sleep(0.3)
-    return build_status(kube, namespace, name)
+
+
+def wait_gone(kube: Kube, kind: str, namespace: str, name: str, observed: list[dict[str, Any]]) -> None:
+    """Poll until the object is gone (its finalizers done), appending each polled object."""
+    deadline = time.monotonic() + 90
+    while (obj := get_object(kube, kind, namespace, name)) is not None:
+        observed.append(obj)
+        assert time.monotonic() < deadline, f"{kind}/{name} still there: {obj.get('status')}"
+        time.sleep(0.2)
 
 
 def test_operator_with_only_the_chart_token_completes_a_build(
@@ -236,13 +266,24 @@ def test_operator_with_only_the_chart_token_completes_a_build(
     team = mode.team
     for doc in (template(sandbox, images_group(sandbox), team), build(team)):
         kube.kubectl("apply", "-f", "-", input=json.dumps(doc))
-    final = wait_final(kube, operator, team, "rbac-ubuntu-1")
+    observed: list[dict[str, Any]] = []
+    final = wait_final(kube, operator, team, "rbac-ubuntu-1", observed=observed)
     assert final["phase"] == "Succeeded", f"{json.dumps(final, indent=1)[-3000:]}\n{operator.log()[-6000:]}"
     kube.kubectl("wait", "-n", team, "--for=condition=Ready", "imagebuild/rbac-ubuntu-1", "--timeout=5s")
+    # kstatus on the real statuses: in progress, then current. (Before the operator's first status
+    # write kstatus says Current for any object: that window is cli-utils' rule, not the engine's.)
+    assert health.statuses([o for o in observed if o.get("status")]) == [
+        health.Status.IN_PROGRESS,
+        health.Status.CURRENT,
+    ]
 
-    # Deletion goes through the operator's finalizers, with the same token.
-    kube.kubectl("-n", team, "delete", "imagebuild", "rbac-ubuntu-1", "--wait=true", "--timeout=60s")
-    kube.kubectl("-n", team, "delete", "imagetemplate", "rbac-ubuntu", "--wait=true", "--timeout=90s")
+    # Deletion goes through the operator's finalizers, with the same token; kstatus: Terminating.
+    deleting: list[dict[str, Any]] = []
+    kube.kubectl("-n", team, "delete", "imagebuild", "rbac-ubuntu-1", "--wait=false")
+    wait_gone(kube, "imagebuild", team, "rbac-ubuntu-1", deleting)
+    kube.kubectl("-n", team, "delete", "imagetemplate", "rbac-ubuntu", "--wait=false")
+    wait_gone(kube, "imagetemplate", team, "rbac-ubuntu", deleting)
+    assert set(health.statuses(deleting)) <= {health.Status.TERMINATING}
 
     log = operator.log()
     for complaint in ("Forbidden", "forbidden", "Not enough permissions", " 403"):
