@@ -10,6 +10,9 @@ What the engine calls:
 - ``set_readiness(check)`` / ``set_liveness(check)``: zero-argument callables returning bool.
   Readiness is False until the operator sets a check (e.g. once kopf has started watching);
   liveness is True unless the operator sets a check.
+- ``start_heartbeat(max_age=60)`` from inside the event loop (e.g. a kopf startup handler): a task
+  that beats every few seconds, and a liveness check that fails when the loop stops beating (a
+  wedged loop, which the HTTP thread alone would never notice).
 - ``observe_reconcile(controller, result, seconds)``: one handler invocation; ``controller`` is
   ``"imagetemplate"`` or ``"imagebuild"``; ``result`` one of RESULTS (``"error"`` also counts in
   ``controller_runtime_reconcile_errors_total``).
@@ -21,7 +24,8 @@ What the engine calls:
 - ``step_finished(step, seconds)``: one DESIGN.md step of a build ended (the status ``steps[].name``).
 - ``set_active(phase_counts)``: the number of builds per non-final phase right now, e.g.
   ``{"Queued": 2, "Running": 1}``; phases missing from the mapping are set to 0.
-- ``set_lro_in_flight(type_counts)``: saved long-running operations per ARM resource type right now.
+- ``set_lro_in_flight(type_counts)``: saved long-running operations per ARM resource type right now
+  (``resource_type_of(resource_id)`` gives the type of a saved operation's resourceId).
 - ``orphan_removed(resource_type)``: a resource found by its ownership tag but in no inventory was
   deleted.
 - ``AzureRequestMetricsPolicy()``: an azure-core pipeline policy recording every ARM request
@@ -300,6 +304,19 @@ def set_readiness(check: Check) -> None:
 def set_liveness(check: Check) -> None:
     """``/healthz`` answers 200 while ``check()`` is true; the kubelet restarts the pod otherwise."""
     _checks["/healthz"] = check
+
+
+def start_heartbeat(max_age: float = 60.0, interval: float = 5.0) -> asyncio.Task[None]:
+    """Beat from the running event loop; ``/healthz`` fails once no beat came for ``max_age`` s."""
+    last = [time.monotonic()]
+
+    async def beat() -> None:
+        while True:
+            last[0] = time.monotonic()
+            await asyncio.sleep(interval)
+
+    set_liveness(lambda: time.monotonic() - last[0] < max_age)
+    return asyncio.get_running_loop().create_task(beat(), name="kaib-heartbeat")
 
 
 class _Handler(BaseHTTPRequestHandler):

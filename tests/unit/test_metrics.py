@@ -109,6 +109,26 @@ def test_metric_names_list_every_exposed_family() -> None:
     assert exposed == metrics.METRIC_NAMES
 
 
+def test_resource_type_of_a_resource_id() -> None:
+    rid = f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm-abc"
+    assert resource_type_of(rid) == "Microsoft.Compute/virtualMachines"
+
+
+def test_heartbeat_liveness_follows_the_event_loop() -> None:
+    async def scenario() -> None:
+        task = metrics.start_heartbeat(max_age=0.2, interval=0.01)
+        await asyncio.sleep(0.05)
+        assert metrics._checks["/healthz"]()
+        task.cancel()  # the loop stops beating, as a wedged loop would
+        await asyncio.sleep(0.3)
+        assert not metrics._checks["/healthz"]()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        metrics.set_liveness(lambda: True)
+
+
 @pytest.mark.parametrize(
     ("url", "expected"),
     [
