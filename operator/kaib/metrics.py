@@ -349,7 +349,9 @@ class MetricsServer:
 
     def __init__(self, server: ThreadingHTTPServer) -> None:
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="kaib-metrics", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="kaib-metrics", daemon=True
+        )
         self._thread.start()
 
     @property
