@@ -143,7 +143,8 @@ def _transition_problems(old: BaseModel, new: BaseModel, path: str) -> Iterator[
             if rule.transition and not rule.check(old, new):
                 yield _join(path, rule.field), rule.message
     for name, info in type(new).model_fields.items():
-        a, b = getattr(old, name), getattr(new, name)
+        # A union may hold another variant in the old object: a field the old one lacks is absent.
+        a, b = getattr(old, name, None), getattr(new, name)
         if name != "status" and isinstance(a, BaseModel) and isinstance(b, BaseModel):
             yield from _transition_problems(a, b, _join(path, info.alias or name))
 
