@@ -1020,3 +1020,40 @@ def junk_templates(draw: Draw) -> tuple[dict[str, Any], str]:
     # null often: the apiserver prunes null fields and map values before validating.
     value = draw(st.one_of(st.none(), JSON_VALUES))
     return _replace(manifest, keys, value), render_path(keys)
+
+
+# -- updates -----------------------------------------------------------------------------------------
+
+
+@cache
+@st.composite
+def template_updates(draw: Draw) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(old, new): two valid ImageTemplates of one name; the new spec is another one entirely, keeping
+    (or not) the old `azure` and `stagingResourceGroup`, which may not change after creation."""
+    old = draw(templates())
+    spec = copy.deepcopy(draw(template_specs()))
+    if draw(st.booleans()):
+        spec["azure"] = copy.deepcopy(old["spec"]["azure"])
+    elif draw(st.booleans()):  # the same home in other letter case: still a change
+        azure = old["spec"]["azure"]
+        spec["azure"] = {**azure, "subscriptionId": azure["subscriptionId"].swapcase()}
+    if draw(st.booleans()):
+        spec.pop("stagingResourceGroup", None)
+        if "stagingResourceGroup" in old["spec"]:
+            spec["stagingResourceGroup"] = old["spec"]["stagingResourceGroup"]
+    return old, {**old, "spec": spec}
+
+
+@cache
+@st.composite
+def build_updates(draw: Draw) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(old, new): an ImageBuild and an edit of it (templateRef kept or not, cancel set or unset)."""
+    old = draw(builds())
+    spec = copy.deepcopy(old["spec"])
+    if draw(st.integers(0, 3)) == 0:
+        spec["templateRef"] = {"name": draw(K8S_NAMES)}
+    cancel = draw(st.sampled_from([None, False, True]))
+    spec.pop("cancel", None)
+    if cancel is not None:
+        spec["cancel"] = cancel
+    return old, {**old, "spec": spec}

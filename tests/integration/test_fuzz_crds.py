@@ -9,6 +9,7 @@ verdict from both.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import time
@@ -21,7 +22,7 @@ import pytest
 from hypothesis import event, given
 from hypothesis import strategies as st
 
-from kaib.api import validate_manifest
+from kaib.api import update_problems, validate_manifest
 from tests import strategies as gen
 from tests.strategies import CaseCounter, Invalid, fuzz_settings
 
@@ -48,6 +49,7 @@ class Server:
         self.api = client.CustomObjectsApi(kube.api_client())
         self.namespace = namespace
         self.pool = ThreadPoolExecutor(THREADS)
+        self.names = itertools.count()
 
     def verdict(self, manifest: dict[str, Any]) -> Verdict:
         plural = "imagetemplates" if manifest["kind"] == "ImageTemplate" else "imagebuilds"
@@ -73,6 +75,27 @@ class Server:
     def verdicts(self, manifests: list[dict[str, Any]]) -> list[Verdict]:
         return list(self.pool.map(self.verdict, manifests))
 
+    def update_verdict(self, pair: tuple[dict[str, Any], dict[str, Any]]) -> Verdict:
+        """Create `old` for real, then replace it with `new` as a dry run; delete `old` again."""
+        old, new = pair
+        plural = "imagetemplates" if old["kind"] == "ImageTemplate" else "imagebuilds"
+        name = f"upd-{next(self.names)}"
+        args = ("kaib.dev", "v1alpha1", self.namespace, plural)
+        created = self.api.create_namespaced_custom_object(*args, {**old, "metadata": {"name": name}})
+        metadata = {"name": name, "resourceVersion": created["metadata"]["resourceVersion"]}
+        try:
+            self.api.replace_namespaced_custom_object(
+                *args, name, {**new, "metadata": metadata}, dry_run="All", field_validation="Strict"
+            )
+        except self.client.ApiException as e:
+            assert e.status == 422, f"apiserver answered {e.status}: {e.body}"
+            body = json.loads(e.body)
+            fields = [c["field"] for c in body["details"].get("causes") or [] if "field" in c]
+            return Verdict(False, fields, body["message"])
+        finally:
+            self.api.delete_namespaced_custom_object(*args, name)
+        return Verdict(True, [], "")
+
 
 @pytest.fixture(scope="module")
 def server(kube: Any, request: pytest.FixtureRequest) -> Iterator[Server]:
@@ -83,8 +106,8 @@ def server(kube: Any, request: pytest.FixtureRequest) -> Iterator[Server]:
     COUNTS.print(request.config, f"apiserver fuzzing ({time.monotonic() - started:.1f}s)")
 
 
-def _batch(strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[list[Any]]:
-    return st.lists(strategy, min_size=BATCH, max_size=BATCH)
+def _batch(strategy: st.SearchStrategy[Any], size: int = BATCH) -> st.SearchStrategy[list[Any]]:
+    return st.lists(strategy, min_size=size, max_size=size)
 
 
 def _check_agreement(manifest: dict[str, Any], verdict: Verdict) -> list[str]:
@@ -141,3 +164,23 @@ def test_junk_gets_the_same_verdict(server: Server, batch: list[tuple[dict[str, 
     for manifest, verdict in zip(manifests, server.verdicts(manifests), strict=True):
         COUNTS["junk template"] += 1
         _check_agreement(manifest, verdict)
+
+
+@pytest.mark.parametrize("kind", ["ImageTemplate", "ImageBuild"])
+def test_updates_get_the_same_verdict(server: Server, kind: str) -> None:
+    """The transition rules (azure and stagingResourceGroup fixed; ImageBuild immutable but cancel)."""
+    updates = gen.template_updates() if kind == "ImageTemplate" else gen.build_updates()
+
+    # Small batches: ten pairs of large hostile templates overrun hypothesis's per-example budget.
+    @fuzz_settings(25)
+    @given(_batch(updates, 4))
+    def check(batch: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
+        for (old, new), verdict in zip(batch, server.pool.map(server.update_verdict, batch), strict=True):
+            COUNTS[f"{kind} update"] += 1
+            problems = update_problems(old, new)
+            assert verdict.accepted == (problems == []), (problems, verdict.message, old, new)
+            if problems:
+                COUNTS[f"{kind} update: refused"] += 1
+                assert {path for path, _ in problems} <= set(verdict.fields), (problems, verdict.message)
+
+    check()

@@ -27,13 +27,14 @@ from kaib.api import (
     spec_hash,
     spec_with_defaults,
     topology,
+    update_problems,
     validate_manifest,
 )
 from kaib.api.validate_cli import check_file
 from kaib.packer import RenderError, render_build
 from tests import strategies as gen
 from tests.strategies import CaseCounter, fuzz_settings
-from tests.unit.api_cases import IDENTITY, build, patched, template
+from tests.unit.api_cases import IDENTITY, IMAGE, build, patched, template
 
 COUNTS = CaseCounter()
 
@@ -253,3 +254,12 @@ def test_integers_beyond_int64_are_refused_as_by_the_apiserver() -> None:
 def test_metadata_name_must_be_a_dns_subdomain_as_on_the_apiserver(name: str) -> None:
     assert "metadata.name" in _paths(validate_manifest(patched(template(), {"metadata.name": name})))
     assert "metadata.name" in _paths(validate_manifest(patched(build(), {"metadata.name": name})))
+
+
+def test_update_to_another_source_type_does_not_crash() -> None:
+    # update_problems raised AttributeError: it followed `source` into fields the old variant lacks.
+    old = template()
+    new = patched(old, {"spec.source": {"type": "ManagedImage", "imageId": IMAGE}})
+    assert update_problems(old, new) == []
+    vhd = {"type": "VHD", "runOutputName": "out"}
+    assert update_problems(old, patched(new, {"spec.distribute": [vhd]})) == []
