@@ -24,6 +24,7 @@ from typing import Any
 
 from kaib.devenv import assets
 from kaib.devenv.layout import REPO, DevLayout
+from kaib.devenv.supervisor import RUNTIMES, supervisor_argv
 
 TERMINAL = {"Succeeded", "PartiallySucceeded", "Failed", "Canceled"}
 
@@ -42,6 +43,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="exit when the build ends (status 0 only if it Succeeded) instead of waiting for Ctrl-C",
     )
     parser.add_argument("--timeout", type=float, default=900, help="seconds to wait for the build")
+    parser.add_argument(
+        "--runtime",
+        choices=RUNTIMES,
+        default="real",
+        help="real (default): the build VM and Packer run for real, needs root; modelled: ARM only",
+    )
+    parser.add_argument(
+        "--latency-scale",
+        type=float,
+        default=0.05,
+        help="multiply the sandbox's realistic Azure latencies (default 0.05, 20 times faster; 1: real time)",
+    )
 
 
 def say(text: str) -> None:
@@ -49,13 +62,13 @@ def say(text: str) -> None:
 
 
 @contextmanager
-def environment(root: Path) -> Iterator[dict[str, str]]:
+def environment(root: Path, runtime: str, latency_scale: float) -> Iterator[dict[str, str]]:
     """The control plane and the sandbox, through the same supervisor as `kaib dev up`."""
     layout = DevLayout(root)
     root.mkdir(parents=True, exist_ok=True)
     with layout.log.open("ab") as log:
         supervisor = subprocess.Popen(
-            [sys.executable, "-m", "kaib.devenv.supervisor", "--dir", str(root)],
+            supervisor_argv(root, runtime, latency_scale),
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -110,13 +123,55 @@ def kubectl(env: dict[str, str], *args: str, input: str | None = None) -> str:
     return result.stdout
 
 
-def build_name(manifest: Path) -> str:
+def load_docs(manifest: Path) -> list[dict[str, Any]]:
     import yaml
 
-    for doc in yaml.safe_load_all(manifest.read_text()):
-        if doc and doc.get("kind") == "ImageBuild":
+    return [doc for doc in yaml.safe_load_all(manifest.read_text()) if doc]
+
+
+def build_name(docs: list[dict[str, Any]]) -> str:
+    for doc in docs:
+        if doc.get("kind") == "ImageBuild":
             return str(doc["metadata"]["name"])
-    raise ValueError(f"{manifest}: no ImageBuild in it")
+    raise ValueError("the example has no ImageBuild")
+
+
+def target_groups(docs: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
+    """(subscription, resource group, location) of each distribution target: they must exist, as in Azure."""
+    groups = set()
+    for doc in docs:
+        if doc.get("kind") != "ImageTemplate":
+            continue
+        spec = doc.get("spec") or {}
+        location = str((spec.get("azure") or {}).get("location") or "")
+        for target in spec.get("distribute") or []:
+            parts = str(target.get("imageId") or target.get("galleryImageId") or "").strip("/").split("/")
+            if len(parts) >= 4 and parts[0].lower() == "subscriptions":
+                groups.add((parts[1], parts[3], str(target.get("location") or location)))
+    return groups
+
+
+def prepare_targets(env: dict[str, str], docs: list[dict[str, Any]]) -> None:
+    """What a user does once in Azure before the first build: create the destination groups."""
+    from azure.identity import WorkloadIdentityCredential
+    from azure.mgmt.resource.resources import ResourceManagementClient
+
+    credential = WorkloadIdentityCredential(
+        tenant_id=env["AZURE_TENANT_ID"],
+        client_id=env["AZURE_CLIENT_ID"],
+        token_file_path=env["AZURE_FEDERATED_TOKEN_FILE"],
+        authority=env["AZURE_AUTHORITY_HOST"],
+        connection_verify=env["REQUESTS_CA_BUNDLE"],
+    )
+    for subscription, group, location in sorted(target_groups(docs)):
+        say(f"az group create -n {group} -l {location}   (the distribution target's group)")
+        client = ResourceManagementClient(
+            credential,
+            subscription,
+            base_url=env["KAIB_ARM_ENDPOINT"],
+            connection_verify=env["REQUESTS_CA_BUNDLE"],
+        )
+        client.resource_groups.create_or_update(group, {"location": location})
 
 
 def describe_progress(status: dict[str, Any], seen: set[str]) -> list[str]:
@@ -157,14 +212,24 @@ def follow(
     raise TimeoutError(f"the build did not end within {timeout:.0f}s")
 
 
+def _stop_on_sigterm(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt  # run the same cleanup as Ctrl-C
+
+
 def main(args: argparse.Namespace) -> int:
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     say("preparing the control-plane binaries (built once from Go modules)")
     assets.ensure(log=True)
     work = Path(tempfile.mkdtemp(prefix="kaib-demo-"))
     say(f"starting a control plane and the sandbox Azure (logs in {work})")
-    with environment(work / "env") as env, operator(env, work / "operator.log") as op:
+    with (
+        environment(work / "env", args.runtime, args.latency_scale) as env,
+        operator(env, work / "operator.log") as op,
+    ):
         say(f"operator running (log: {work / 'operator.log'})")
-        name = build_name(args.example)
+        docs = load_docs(args.example)
+        name = build_name(docs)
+        prepare_targets(env, docs)
         if args.namespace != "default":
             kubectl(env, "create", "namespace", args.namespace)
         say(f"kubectl apply -f {args.example}")

@@ -16,11 +16,24 @@ import time
 
 from kaib.devenv import assets
 from kaib.devenv.layout import DevLayout
+from kaib.devenv.supervisor import RUNTIMES, supervisor_argv
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=["up", "down", "env"], help="start, stop, or print the exports")
     parser.add_argument("--timeout", type=float, default=300, help="seconds to wait for `up` (default 300)")
+    parser.add_argument(
+        "--runtime",
+        choices=RUNTIMES,
+        default="real",
+        help="real (default): sandbox VMs and builder containers run, needs root; modelled: ARM only",
+    )
+    parser.add_argument(
+        "--latency-scale",
+        type=float,
+        default=None,
+        help="multiply the sandbox's realistic Azure latencies (e.g. 0.1 for a ten times faster Azure)",
+    )
 
 
 def _alive(layout: DevLayout) -> int | None:
@@ -32,7 +45,8 @@ def _alive(layout: DevLayout) -> int | None:
         return None
 
 
-def up(layout: DevLayout, timeout: float) -> int:
+def up(layout: DevLayout, args: argparse.Namespace) -> int:
+    timeout = args.timeout
     if _alive(layout) and layout.env_file.exists():
         print("kaib dev: already running", file=sys.stderr)
         sys.stdout.write(layout.env_file.read_text())
@@ -43,7 +57,7 @@ def up(layout: DevLayout, timeout: float) -> int:
     print("kaib dev: starting the control plane and the sandbox...", file=sys.stderr, flush=True)
     with layout.log.open("ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "kaib.devenv.supervisor", "--dir", str(layout.root)],
+            supervisor_argv(layout.root, args.runtime, args.latency_scale),
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -83,7 +97,7 @@ def down(layout: DevLayout, timeout: float) -> int:
 def main(args: argparse.Namespace) -> int:
     layout = DevLayout.default()
     if args.action == "up":
-        return up(layout, args.timeout)
+        return up(layout, args)
     if args.action == "down":
         return down(layout, args.timeout)
     if layout.env_file.exists() and _alive(layout):

@@ -18,8 +18,20 @@ from pathlib import Path
 from kaib.devenv.controlplane import ControlPlane
 from kaib.devenv.layout import DevLayout, crd_dir
 
+# real: sandbox VMs, networks and the builder container run (root and namespaces needed);
+# modelled: ARM only, container groups end after their modelled latency.
+RUNTIMES = ("real", "modelled")
 
-def _start_sandbox(layout: DevLayout) -> subprocess.Popen[bytes]:
+
+def supervisor_argv(root: Path, runtime: str, latency_scale: float | None) -> list[str]:
+    """How `kaib dev up` and `kaib demo` start this module."""
+    argv = [sys.executable, "-m", "kaib.devenv.supervisor", "--dir", str(root), "--runtime", runtime]
+    if latency_scale is not None:
+        argv += ["--latency-scale", str(latency_scale)]
+    return argv
+
+
+def _start_sandbox(layout: DevLayout, runtime: str, latency_scale: float | None) -> subprocess.Popen[bytes]:
     layout.sandbox_env.unlink(missing_ok=True)
     argv = [
         sys.executable,
@@ -30,7 +42,11 @@ def _start_sandbox(layout: DevLayout) -> subprocess.Popen[bytes]:
         str(layout.sandbox_env),
         "--state",
         str(layout.root / "sandbox-state.json"),
+        "--runtime",
+        runtime,
     ]
+    if latency_scale is not None:
+        argv += ["--latency-scale", str(latency_scale)]
     with layout.sandbox_log.open("ab") as log:
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
@@ -42,7 +58,7 @@ def _start_sandbox(layout: DevLayout) -> subprocess.Popen[bytes]:
     return proc
 
 
-def run(layout: DevLayout) -> int:
+def run(layout: DevLayout, runtime: str, latency_scale: float | None = None) -> int:
     stopping = False
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -57,7 +73,7 @@ def run(layout: DevLayout) -> int:
     try:
         plane.start()
         plane.install_crds(crd_dir())
-        sandbox = _start_sandbox(layout)
+        sandbox = _start_sandbox(layout, runtime, latency_scale)
         exports = [f"export KUBECONFIG={plane.kubeconfig}"]
         exports += [line for line in layout.sandbox_env.read_text().splitlines() if line.strip()]
         tmp = layout.env_file.with_suffix(".tmp")
@@ -91,10 +107,12 @@ def run(layout: DevLayout) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--dir", type=Path, required=True)
+    parser.add_argument("--runtime", choices=RUNTIMES, default="real")
+    parser.add_argument("--latency-scale", type=float, default=None)
     args = parser.parse_args()
     layout = DevLayout(args.dir)
     layout.pid_file.write_text(str(os.getpid()))
-    return run(layout)
+    return run(layout, args.runtime, args.latency_scale)
 
 
 if __name__ == "__main__":
