@@ -5,8 +5,10 @@ are ``kaib_*``. No label ever names an object (no names, no uids): cardinality s
 
 What the engine calls:
 
-- ``serve(port, host="0.0.0.0") -> MetricsServer`` once at start: serves ``/metrics``, ``/healthz``
-  (liveness) and ``/readyz`` (readiness) from a daemon thread; ``server.close()`` stops it.
+- ``serve(port_from_env(), host="0.0.0.0") -> MetricsServer`` once at start: serves ``/metrics``,
+  ``/healthz`` (liveness) and ``/readyz`` (readiness) from a daemon thread; ``server.close()`` stops
+  it. ``port_from_env()`` reads KAIB_METRICS_PORT (the Helm chart sets it), default 8080; 0 picks a
+  free port (``server.port`` tells which).
 - ``set_readiness(check)`` / ``set_liveness(check)``: zero-argument callables returning bool.
   Readiness is False until the operator sets a check (e.g. once kopf has started watching);
   liveness is True unless the operator sets a check.
@@ -40,6 +42,7 @@ cannot collide with it.
 from __future__ import annotations
 
 import asyncio
+import os
 import platform
 import threading
 import time
@@ -362,6 +365,14 @@ class MetricsServer:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
+
+
+DEFAULT_PORT = 8080
+
+
+def port_from_env(env: Mapping[str, str] | None = None) -> int:
+    value = (os.environ if env is None else env).get("KAIB_METRICS_PORT", "").strip()
+    return int(value) if value else DEFAULT_PORT
 
 
 def serve(port: int, host: str = "0.0.0.0") -> MetricsServer:

@@ -288,6 +288,11 @@ def _get(url: str) -> tuple[int, str]:
         return error.code, error.read().decode()
 
 
+def test_port_comes_from_the_environment() -> None:
+    assert metrics.port_from_env({}) == 8080
+    assert metrics.port_from_env({"KAIB_METRICS_PORT": "9100"}) == 9100
+
+
 def test_endpoints_serve_metrics_liveness_and_readiness() -> None:
     server = metrics.serve(0, host="127.0.0.1")
     base = f"http://127.0.0.1:{server.port}"
