@@ -168,6 +168,19 @@ def test_aib_json_round_trip_is_the_identity(manifest: dict[str, Any]) -> None:
     assert spec_with_defaults(back["spec"]) == spec_with_defaults(_without_identity_details(spec))
 
 
+@fuzz_settings(100)
+@given(gen.template_updates())
+def test_update_rules_never_crash(pair: tuple[dict[str, Any], dict[str, Any]]) -> None:
+    COUNTS["template update"] += 1
+    old, new = pair
+    problems = update_problems(old, new)
+    _clear(problems)
+    home_kept = new["spec"]["azure"] == old["spec"]["azure"]
+    staging_kept = new["spec"].get("stagingResourceGroup") == old["spec"].get("stagingResourceGroup")
+    assert (problems == []) == (home_kept and staging_kept), problems
+    assert {path for path, _ in problems} <= {"spec.azure", "spec.stagingResourceGroup"}
+
+
 _STEP = re.compile(r"^(customize|validate) step (\d+) \((\w+)\)")
 
 
