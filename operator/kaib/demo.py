@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -191,25 +192,53 @@ def describe_progress(status: dict[str, Any], seen: set[str]) -> list[str]:
     return lines
 
 
+def stream_logs(env: dict[str, str], namespace: str, name: str) -> subprocess.Popen[str]:
+    """`kaib logs -f` beside the progress lines: the same command a user runs."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kaib.cli", "logs", name, "-n", namespace, "-f"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            print(f"    \033[2mlog |\033[0m {line.rstrip()}", flush=True)
+
+    threading.Thread(target=pump, daemon=True).start()
+    return proc
+
+
 def follow(
     env: dict[str, str], namespace: str, name: str, timeout: float, op: subprocess.Popen[bytes]
 ) -> dict[str, Any]:
+    """Print progress until the build ends; stream its logs as soon as it has some."""
     seen: set[str] = set()
     deadline = time.monotonic() + timeout
-    status: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        if op.poll() is not None:
-            raise RuntimeError(f"the operator exited with status {op.returncode}")
-        status = (
-            json.loads(kubectl(env, "-n", namespace, "get", "imagebuild", name, "-o", "json")).get("status")
-            or {}
-        )
-        for line in describe_progress(status, seen):
-            say(line)
-        if status.get("phase") in TERMINAL:
-            return status
-        time.sleep(1)
-    raise TimeoutError(f"the build did not end within {timeout:.0f}s")
+    logs: subprocess.Popen[str] | None = None
+    try:
+        while time.monotonic() < deadline:
+            if op.poll() is not None:
+                raise RuntimeError(f"the operator exited with status {op.returncode}")
+            obj = json.loads(kubectl(env, "-n", namespace, "get", "imagebuild", name, "-o", "json"))
+            status: dict[str, Any] = obj.get("status") or {}
+            for line in describe_progress(status, seen):
+                say(line)
+            if logs is None and status.get("logs"):
+                logs = stream_logs(env, namespace, name)
+            if status.get("phase") in TERMINAL:
+                return status
+            time.sleep(1)
+        raise TimeoutError(f"the build did not end within {timeout:.0f}s")
+    finally:
+        if logs is not None:
+            try:
+                logs.wait(timeout=10)  # `kaib logs -f` ends by itself once the build has ended
+            except subprocess.TimeoutExpired:
+                logs.terminate()
 
 
 def _stop_on_sigterm(signum: int, _frame: object) -> None:
