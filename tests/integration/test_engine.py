@@ -21,9 +21,16 @@ from typing import Any
 import pytest
 
 from tests.fixtures.controlplane import Kube
-from tests.fixtures.sandbox import SandboxHandle
+from tests.fixtures.sandbox import FAST_SCALE, SandboxHandle
 
 GROUP, VERSION = "kaib.dev", "v1alpha1"
+
+
+def real(seconds: float) -> float:
+    """Outcome run times are scaled by the sandbox's latency scale: this many real seconds."""
+    return seconds / FAST_SCALE
+
+
 LOCATION = "westus"
 IMAGES_RG = "images"
 
@@ -215,6 +222,20 @@ def test_no_vnet_build_with_managed_image_succeeds(
     assert created and max(created.values()) == 1, created
     # kubectl wait works on Ready
     kube.kubectl("wait", "-n", ns, "--for=condition=Ready", "imagebuild/ubuntu-1", "--timeout=5s")
+    # an event at each step
+    events = json.loads(kube.kubectl("get", "events", "-n", ns, "-o", "json").stdout)["items"]
+    reasons = {e["reason"] for e in events if e["involvedObject"]["name"] == "ubuntu-1"}
+    assert {
+        "Queued",
+        "Started",
+        "Preflight",
+        "Staging",
+        "Network",
+        "Buildvm",
+        "Builder",
+        "Customize",
+    } <= reasons
+    assert {"Distribute", "CleaningUp", "Succeeded"} <= reasons, reasons
 
 
 # -- helpers for the failure paths ------------------------------------------------------------------
@@ -233,7 +254,11 @@ def wait_substate(kube: Kube, op: Operator, namespace: str, name: str, sub_state
         obj = get(kube, namespace, "imagebuild", name)
         return obj if (obj.get("status") or {}).get("subState") == sub_state else None
 
-    result: dict[str, Any] = wait_for(f"{name} subState {sub_state}", check, 60, op)
+    try:
+        result: dict[str, Any] = wait_for(f"{name} subState {sub_state}", check, 60, op)
+    except AssertionError as exc:
+        status = get(kube, namespace, "imagebuild", name).get("status")
+        raise AssertionError(f"{exc}\nstatus: {json.dumps(status)[-3000:]}") from None
     return result
 
 
@@ -248,6 +273,7 @@ def outcomes(sandbox: SandboxHandle) -> Iterator[SandboxHandle]:
     yield sandbox
     sandbox.call("DELETE", "outcomes")
     sandbox.call("DELETE", "policies")
+    sandbox.set_latency(scale=FAST_SCALE)
     sandbox.clear_faults()
     for provider in ("Microsoft.ContainerInstance", "Microsoft.Network"):
         sandbox.set_provider(provider, "Registered")
@@ -297,7 +323,7 @@ def test_cancel_while_customizing_cleans_up(
     kube: Kube, outcomes: SandboxHandle, operator: Operator, images_group: str
 ) -> None:
     sandbox = outcomes
-    sandbox.add_outcome("*", exitCode=0, seconds=60)
+    sandbox.add_outcome("*", exitCode=0, seconds=real(60))
     ns = kube.namespace(f"cancel-{uuid.uuid4().hex[:6]}")
     apply(kube, ns, template("t", sandbox, images_group), build("b", "t"))
     bid = build_id_of(kube, ns, "b", operator)
@@ -313,7 +339,7 @@ def test_delete_while_customizing_cleans_up(
     kube: Kube, outcomes: SandboxHandle, operator: Operator, images_group: str
 ) -> None:
     sandbox = outcomes
-    sandbox.add_outcome("*", exitCode=0, seconds=60)
+    sandbox.add_outcome("*", exitCode=0, seconds=real(60))
     ns = kube.namespace(f"delete-{uuid.uuid4().hex[:6]}")
     apply(kube, ns, template("t", sandbox, images_group), build("b", "t"))
     bid = build_id_of(kube, ns, "b", operator)
@@ -359,7 +385,7 @@ def test_builds_of_one_template_run_one_at_a_time(
     kube: Kube, outcomes: SandboxHandle, operator: Operator, images_group: str
 ) -> None:
     sandbox = outcomes
-    sandbox.add_outcome("*", exitCode=0, seconds=3)
+    sandbox.add_outcome("*", exitCode=0, seconds=real(3))
     ns = kube.namespace(f"queue-{uuid.uuid4().hex[:6]}")
     apply(kube, ns, template("t", sandbox, images_group), build("first", "t"))
     wait_substate(kube, operator, ns, "first", "Customizing")
@@ -383,7 +409,7 @@ def test_operator_killed_mid_build_resumes_without_duplicates(
     kube: Kube, outcomes: SandboxHandle, operator: Operator, images_group: str
 ) -> None:
     sandbox = outcomes
-    sandbox.add_outcome("*", exitCode=0, seconds=2)
+    sandbox.add_outcome("*", exitCode=0, seconds=real(2))
     ns = kube.namespace(f"kill-{uuid.uuid4().hex[:6]}")
     apply(kube, ns, template("t", sandbox, images_group), build("b", "t"))
     bid = build_id_of(kube, ns, "b", operator)
@@ -596,3 +622,60 @@ def test_validation_failure_with_continue_distribute_is_partially_succeeded(
     assert condition(done, "Stalled")["status"] == "True"
     assert status["runOutputs"][0]["provisioningState"] == "Succeeded"
     assert_nothing_left(sandbox, status["buildId"])
+
+
+# -- templates, restarts ----------------------------------------------------------------------------
+
+
+def test_template_status_autorun_and_deletion_with_a_running_build(
+    kube: Kube, outcomes: SandboxHandle, operator: Operator, images_group: str
+) -> None:
+    sandbox = outcomes
+    sandbox.add_outcome("*", exitCode=0, seconds=real(60))
+    ns = kube.namespace(f"tmpl-{uuid.uuid4().hex[:6]}")
+    apply(kube, ns, template("t", sandbox, images_group, autoRun={"state": "Enabled"}))
+    kube.kubectl("wait", "-n", ns, "--for=condition=Ready", "imagetemplate/t", "--timeout=30s")
+    tmpl = get(kube, ns, "imagetemplate", "t")
+    assert tmpl["status"]["topology"] == "NoVNet"
+    bid = build_id_of(kube, ns, "t-autorun", operator)
+    wait_substate(kube, operator, ns, "t-autorun", "Customizing")
+    staging = get(kube, ns, "imagetemplate", "t")["status"]["exactStagingResourceGroup"]
+    assert get(kube, ns, "imagetemplate", "t")["status"]["stagingResourceGroupOwnership"] == "Created"
+    # Deleting the template cancels its running build, waits for its cleanup, then deletes the staging group.
+    kube.kubectl("delete", "-n", ns, "imagetemplate", "t", "--timeout=90s")
+    build_after = get(kube, ns, "imagebuild", "t-autorun")
+    assert build_after["status"]["phase"] == "Canceled", json.dumps(build_after["status"])[-3000:]
+    assert_nothing_left(sandbox, bid)
+    assert staging.lower() not in {r["id"].lower() for r in sandbox.inventory()}
+
+
+def test_operator_killed_whenever_a_new_resource_appears_still_finishes_cleanly(
+    kube: Kube, outcomes: SandboxHandle, operator: Operator, images_group: str
+) -> None:
+    """SIGKILL right after each begin_* of the build (the resource exists, the status write may not)."""
+    sandbox = outcomes
+    sandbox.set_latency(scale=FAST_SCALE * 10)  # slower Azure: more moments to kill in
+    sandbox.add_outcome("*", exitCode=0, seconds=1 / (FAST_SCALE * 10))
+    ns = kube.namespace(f"chaos-{uuid.uuid4().hex[:6]}")
+    apply(kube, ns, template("t", sandbox, images_group), build("b", "t"))
+    bid = build_id_of(kube, ns, "b", operator)
+    seen: set[str] = set()
+    kills = 0
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        phase = (get(kube, ns, "imagebuild", "b").get("status") or {}).get("phase")
+        if phase in ("Succeeded", "Failed", "Canceled"):
+            break
+        types = {r["type"] for r in owned(sandbox, bid)}
+        if types - seen:
+            seen |= types
+            operator.kill()
+            kills += 1
+            operator.start()
+        time.sleep(0.1)
+    done = wait_phase(kube, operator, ns, "b", {"Succeeded", "Failed", "Canceled"})
+    assert done["status"]["phase"] == "Succeeded", done["status"]["message"]
+    assert kills >= 3, f"only {kills} kills: {seen}"
+    created = creates_per_resource(sandbox, bid)
+    assert max(created.values()) == 1, created
+    assert_nothing_left(sandbox, bid)

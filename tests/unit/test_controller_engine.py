@@ -115,3 +115,19 @@ def test_finished_builds_are_left_alone() -> None:
     done = build("a", phase="Succeeded")
     result = asyncio.run(engine.advance(make_engine(FakeKube(objects(done))), done))
     assert result.requeue is None and result.status == {"phase": "Succeeded"}
+
+
+def test_timeout_counts_from_start_with_aib_default_of_240_minutes() -> None:
+    from kaib.controller.buildstatus import BuildStatus
+
+    def timed_out(start: str, minutes: int | None) -> bool:
+        spec: dict[str, Any] = {"source": {"type": "PlatformImage"}}
+        if minutes is not None:
+            spec["buildTimeoutInMinutes"] = minutes
+        b = build("a", phase="Running", startTime=start, template={"spec": spec})
+        run = engine.Run(make_engine(FakeKube(objects(b))), b, BuildStatus.of(b, start))
+        return engine._timed_out(run)
+
+    assert timed_out("2000-01-01T00:00:00Z", 6)
+    assert timed_out("2000-01-01T00:00:00Z", None)
+    assert not timed_out("2999-01-01T00:00:00Z", 6)

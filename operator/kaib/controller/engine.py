@@ -128,6 +128,7 @@ async def _queued(run: Run, cancel: bool) -> Advance:
             "hash": spec_hash(spec),
             "spec": spec,
         }
+        run.__dict__.pop("spec", None)  # forget a spec cached before the snapshot existed
         status.data.update(phase="Running", subState="Building", startTime=status.now)
         status.working("Running", "started")
         # Written now, under the lock, so that the next Queued build sees this one as active.

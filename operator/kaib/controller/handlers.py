@@ -61,21 +61,14 @@ def register(registry: kopf.OperatorRegistry) -> None:
         done.clear()
         try:
             while not stopped:
-                build = await state.engine.kube.get(BUILDS, namespace, name)
-                if build is None or build["metadata"].get("deletionTimestamp"):
-                    return
                 try:
-                    result = await build_engine.advance(state.engine, build)
+                    requeue = await _reconcile_build(state, namespace, name)
                 except Exception:
                     log.exception("build %s/%s: reconcile failed; retrying", namespace, name)
-                    await stopped.wait(state.engine.settings.step.error_requeue)
-                    continue
-                if result.status != (build.get("status") or {}):
-                    await state.engine.kube.patch_status(BUILDS, namespace, name, result.status)
-                _emit(build, result.events)
-                if result.requeue is None:
+                    requeue = state.engine.settings.step.error_requeue
+                if requeue is None:
                     return
-                await stopped.wait(result.requeue)
+                await stopped.wait(requeue)
         finally:
             done.set()
 
@@ -131,6 +124,29 @@ def register(registry: kopf.OperatorRegistry) -> None:
         done, message = await remove_staging(state.engine, dict(body))
         if not done:
             raise kopf.TemporaryError(message, delay=state.engine.settings.step.requeue)
+
+
+async def _reconcile_build(state: Memo, namespace: str, name: str) -> float | None:
+    """One round for one build; when to come back (None: finished or gone)."""
+    build = await state.engine.kube.get(BUILDS, namespace, name)
+    if build is None or build["metadata"].get("deletionTimestamp"):
+        return None
+    result = await build_engine.advance(state.engine, build)
+    before = build.get("status") or {}
+    if result.status != before:
+        await state.engine.kube.patch_status(BUILDS, namespace, name, result.status)
+        if result.status.get("phase") != before.get("phase") or result.status.get("subState") != before.get(
+            "subState"
+        ):
+            log.info(
+                "build %s/%s: %s/%s",
+                namespace,
+                name,
+                result.status.get("phase"),
+                result.status.get("subState"),
+            )
+    _emit(build, result.events)
+    return result.requeue
 
 
 async def remove_staging(engine: Engine, template: Mapping[str, Any]) -> tuple[bool, str]:

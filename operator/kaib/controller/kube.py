@@ -17,6 +17,7 @@ from kubernetes.client.exceptions import ApiException
 GROUP, VERSION = "kaib.dev", "v1alpha1"
 TEMPLATES, BUILDS = "imagetemplates", "imagebuilds"
 MERGE_PATCH = "application/merge-patch+json"
+TIMEOUT = 30  # seconds per API call: a call must never hang a build forever
 
 
 def load_api_client(kubeconfig: str | None = None) -> Any:
@@ -37,7 +38,13 @@ class Kube:
     async def get(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
         try:
             obj: dict[str, Any] = await asyncio.to_thread(
-                self.custom.get_namespaced_custom_object, GROUP, VERSION, namespace, plural, name
+                self.custom.get_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                namespace,
+                plural,
+                name,
+                _request_timeout=TIMEOUT,
             )
             return obj
         except ApiException as exc:
@@ -48,10 +55,17 @@ class Kube:
     async def list(self, plural: str, namespace: str | None = None) -> list[dict[str, Any]]:
         if namespace:
             result = await asyncio.to_thread(
-                self.custom.list_namespaced_custom_object, GROUP, VERSION, namespace, plural
+                self.custom.list_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                namespace,
+                plural,
+                _request_timeout=TIMEOUT,
             )
         else:
-            result = await asyncio.to_thread(self.custom.list_cluster_custom_object, GROUP, VERSION, plural)
+            result = await asyncio.to_thread(
+                self.custom.list_cluster_custom_object, GROUP, VERSION, plural, _request_timeout=TIMEOUT
+            )
         items: list[dict[str, Any]] = result.get("items", [])
         return items
 
@@ -65,6 +79,7 @@ class Kube:
             name,
             {"status": dict(status)},
             _content_type=MERGE_PATCH,
+            _request_timeout=TIMEOUT,
         )
 
     async def patch(self, plural: str, namespace: str, name: str, body: Mapping[str, Any]) -> None:
@@ -77,13 +92,20 @@ class Kube:
             name,
             dict(body),
             _content_type=MERGE_PATCH,
+            _request_timeout=TIMEOUT,
         )
 
     async def create(self, plural: str, namespace: str, body: Mapping[str, Any]) -> dict[str, Any] | None:
         """Create; None when it already exists."""
         try:
             obj: dict[str, Any] = await asyncio.to_thread(
-                self.custom.create_namespaced_custom_object, GROUP, VERSION, namespace, plural, dict(body)
+                self.custom.create_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                namespace,
+                plural,
+                dict(body),
+                _request_timeout=TIMEOUT,
             )
             return obj
         except ApiException as exc:
@@ -93,7 +115,9 @@ class Kube:
 
     async def read_secret(self, namespace: str, name: str) -> dict[str, str] | None:
         try:
-            secret = await asyncio.to_thread(self.core.read_namespaced_secret, name, namespace)
+            secret = await asyncio.to_thread(
+                self.core.read_namespaced_secret, name, namespace, _request_timeout=TIMEOUT
+            )
         except ApiException as exc:
             if exc.status == 404:
                 return None
@@ -119,14 +143,18 @@ class Kube:
             ]
         body = {"metadata": metadata, "type": "Opaque", "stringData": dict(data)}
         try:
-            await asyncio.to_thread(self.core.create_namespaced_secret, namespace, body)
+            await asyncio.to_thread(
+                self.core.create_namespaced_secret, namespace, body, _request_timeout=TIMEOUT
+            )
         except ApiException as exc:
             if exc.status != 409:
                 raise
 
     async def delete_secret(self, namespace: str, name: str) -> None:
         try:
-            await asyncio.to_thread(self.core.delete_namespaced_secret, name, namespace)
+            await asyncio.to_thread(
+                self.core.delete_namespaced_secret, name, namespace, _request_timeout=TIMEOUT
+            )
         except ApiException as exc:
             if exc.status != 404:
                 raise
