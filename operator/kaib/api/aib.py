@@ -168,14 +168,15 @@ def version_problems(
                        ("managedResourceTags", "2024-02-01")):  # fmt: skip
         if key in properties:
             found.append((key, since))
-    vnet = (properties.get("vmProfile") or {}).get("vnetConfig") or {}
+    # Wrong types are reported by validation afterwards; here they only must not crash.
+    vnet = _object(_object(properties.get("vmProfile")).get("vnetConfig"))
     if "containerInstanceSubnetId" in vnet:
         found.append(("vmProfile.vnetConfig.containerInstanceSubnetId", "2024-02-01"))
-    for i, step in enumerate((properties.get("validate") or {}).get("inVMValidations") or []):
+    for i, step in enumerate(_list(_object(properties.get("validate")).get("inVMValidations"))):
         if isinstance(step, dict) and step.get("type") == "File":
             found.append((f"validate.inVMValidations[{i}]", "2022-07-01"))
     problems: list[Problem] = []
-    for i, dist in enumerate(properties.get("distribute") or []):
+    for i, dist in enumerate(_list(properties.get("distribute"))):
         if not isinstance(dist, dict):
             continue
         found += [
@@ -206,6 +207,14 @@ def _join(prefix: str, path: str) -> str:
     return f"{prefix}.{path}" if prefix else path
 
 
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def _envelope_problems(doc: dict[str, Any]) -> list[Problem]:
     problems: list[Problem] = [
         (key, "unknown field") for key in doc if key not in _ENVELOPE | _READ_ONLY_ENVELOPE
@@ -213,6 +222,12 @@ def _envelope_problems(doc: dict[str, Any]) -> list[Problem]:
     kind = doc.get("type")
     if kind is not None and str(kind).lower() != RESOURCE_TYPE.lower():
         problems.append(("type", f"must be {RESOURCE_TYPE}, not {kind!r}"))
+    for key in ("name", "location", "id"):
+        if doc.get(key) is not None and not isinstance(doc[key], str):
+            problems.append((key, f"must be a string, not {doc[key]!r}"))
+    tags = doc.get("tags")
+    if tags is not None and not (isinstance(tags, dict) and all(isinstance(v, str) for v in tags.values())):
+        problems.append(("tags", "must be an object of string values"))
     version = doc.get("apiVersion")
     if version is not None and version not in API_VERSIONS:
         problems.append(("apiVersion", f"{version!r} is not supported: use one of {', '.join(API_VERSIONS)}"))
