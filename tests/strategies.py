@@ -273,6 +273,7 @@ def resource_group_id(hostile: bool = True) -> st.SearchStrategy[str]:
     return arm_id(*_SUB_RG, hostile=hostile)
 
 
+SUB = "00000000-0000-0000-0000-000000000001"  # a subscription id for tests that need a fixed one
 GUIDS = st.uuids().flatmap(lambda u: st.sampled_from([str(u), str(u).upper()]))
 _LOWER_DIGITS = "abcdefghijklmnopqrstuvwxyz0123456789"
 LOCATIONS = st.one_of(
@@ -1013,13 +1014,19 @@ def _nodes(value: Any, keys: tuple[Key, ...]) -> Iterator[tuple[Key, ...]]:
 
 @cache
 @st.composite
-def junk_templates(draw: Draw) -> tuple[dict[str, Any], str]:
-    """(manifest, path): a valid template with the node at `path` under spec replaced by any JSON."""
-    manifest = draw(templates())
-    keys = draw(st.sampled_from(list(_nodes(manifest["spec"], ("spec",)))[1:]))
-    # null often: the apiserver prunes null fields and map values before validating.
+def junk_in(draw: Draw, base: st.SearchStrategy[dict[str, Any]], under: str) -> tuple[dict[str, Any], str]:
+    """(doc, path): a document from `base` with the node at `path` under key `under` ("": anywhere)
+    replaced by any JSON (often null: the apiserver prunes null fields and map values before validating)."""
+    doc = draw(base)
+    nodes = _nodes(doc[under], (under,)) if under else _nodes(doc, ())
+    keys = draw(st.sampled_from(list(nodes)[1:]))
     value = draw(st.one_of(st.none(), JSON_VALUES))
-    return _replace(manifest, keys, value), render_path(keys)
+    return _replace(doc, keys, value), render_path(keys)
+
+
+def junk_templates() -> st.SearchStrategy[tuple[dict[str, Any], str]]:
+    """(manifest, path): a valid template with the node at `path` under spec replaced by any JSON."""
+    return junk_in(templates(), "spec")
 
 
 # -- updates -----------------------------------------------------------------------------------------

@@ -181,6 +181,23 @@ def test_update_rules_never_crash(pair: tuple[dict[str, Any], dict[str, Any]]) -
     assert {path for path, _ in problems} <= {"spec.azure", "spec.stagingResourceGroup"}
 
 
+_AIB_RESOURCES = gen.templates().map(lambda m: manifest_to_aib(m))
+
+
+@fuzz_settings(300)
+@given(gen.junk_in(_AIB_RESOURCES, ""))
+def test_kaib_convert_of_any_aib_json_never_crashes(junk: tuple[dict[str, Any], str]) -> None:
+    """Any JSON anywhere in an AIB template: a valid manifest, or InvalidManifest naming paths."""
+    COUNTS["aib junk"] += 1
+    resource, _ = junk
+    try:
+        manifest = aib_to_manifest(resource, subscription_id=gen.SUB)
+    except InvalidManifest as e:
+        _clear(e.problems)
+        return
+    assert validate_manifest(manifest) == []
+
+
 _STEP = re.compile(r"^(customize|validate) step (\d+) \((\w+)\)")
 
 
@@ -276,3 +293,22 @@ def test_update_to_another_source_type_does_not_crash() -> None:
     assert update_problems(old, new) == []
     vhd = {"type": "VHD", "runOutputName": "out"}
     assert update_problems(old, patched(new, {"spec.distribute": [vhd]})) == []
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("properties.vmProfile", [1]),
+        ("properties.validate", "x"),
+        ("location", 5),
+        ("name", 5),
+        ("id", 5),
+        ("tags", 5),
+    ],
+)
+def test_kaib_convert_reports_wrong_types_instead_of_crashing(field: str, value: Any) -> None:
+    # AttributeError, AssertionError and TypeError before.
+    resource = patched(manifest_to_aib(template()), {field: value})
+    with pytest.raises(InvalidManifest) as e:
+        aib_to_manifest(resource, subscription_id=gen.SUB)
+    assert field in _paths(e.value.problems)
