@@ -38,10 +38,12 @@ def main(args: argparse.Namespace) -> int:
 def check_file(file: str) -> list[str]:
     """The problem lines of one file ([] when every object in it is valid)."""
     try:
-        text = sys.stdin.read() if file == "-" else Path(file).read_text()
+        text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
         docs = [d for d in yaml.safe_load_all(text) if d is not None]
     except OSError as e:
         return [f"{file}: : cannot read: {e.strerror}"]
+    except UnicodeDecodeError as e:
+        return [f"{file}: : not UTF-8 text (byte {e.start}: {e.reason})"]
     except yaml.YAMLError as e:
         return [f"{file}: : not YAML: {' '.join(str(e).split())}"]
     docs = [d for d in docs if not _foreign(d)]
