@@ -31,6 +31,7 @@ from kaib.api import (
     validate_manifest,
 )
 from kaib.api.validate_cli import check_file
+from kaib.cli import main as kaib
 from kaib.packer import RenderError, render_build
 from tests import strategies as gen
 from tests.strategies import CaseCounter, fuzz_settings
@@ -117,6 +118,43 @@ def test_the_command_reads_exactly_what_was_written(manifest: dict[str, Any]) ->
         assert yaml.safe_load(file.read_text()) == manifest
         expected = [f"{file}: {path}: {message}" for path, message in validate_manifest(manifest)]
         assert check_file(str(file)) == expected
+
+
+_YAML_SCALARS = ["2026-01-02", "1e3", "0x1f", "~", "yes", "!!binary aGk=", "&a [*a]", "{a: 1}: b", "- - -"]
+
+
+@fuzz_settings(150)
+@given(
+    st.one_of(
+        st.text(),
+        st.lists(st.sampled_from(_YAML_SCALARS), max_size=4).map(
+            lambda xs: "\n".join(f"k{i}: {x}" for i, x in enumerate(xs))
+        ),
+        gen.junk_templates().map(
+            lambda j: yaml.safe_dump(j[0]).replace("spec:", "spec: &s", 1) + "---\n- *s\n"
+        ),
+    )
+)
+def test_the_command_never_crashes_on_any_text(text: str) -> None:
+    COUNTS["kaib validate any text"] += 1
+    with tempfile.TemporaryDirectory() as tmp:
+        file = Path(tmp) / "m.yaml"
+        file.write_text(text, encoding="utf-8")
+        for line in check_file(str(file)):
+            assert line.startswith(f"{file}: ") and line.count(": ") >= 2, line
+
+
+@fuzz_settings(100)
+@given(st.binary(max_size=200))
+def test_the_commands_never_crash_on_any_bytes(content: bytes) -> None:
+    COUNTS["kaib validate/convert any bytes"] += 1
+    with tempfile.TemporaryDirectory() as tmp:
+        file = Path(tmp) / "m.yaml"
+        file.write_bytes(content)
+        for line in check_file(str(file)):
+            assert line.startswith(f"{file}: "), line
+        for direction in ("kaib", "aib"):
+            assert kaib(["convert", "--to", direction, "--subscription-id", gen.SUB, str(file)]) in (0, 1)
 
 
 # A string AIB JSON would read as an ARM template expression ("[parameters('x')]").
@@ -312,3 +350,12 @@ def test_kaib_convert_reports_wrong_types_instead_of_crashing(field: str, value:
     with pytest.raises(InvalidManifest) as e:
         aib_to_manifest(resource, subscription_id=gen.SUB)
     assert field in _paths(e.value.problems)
+
+
+def test_files_that_are_not_utf8_are_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # UnicodeDecodeError escaped `kaib validate` and `kaib convert` before.
+    file = tmp_path / "bad.yaml"
+    file.write_bytes(b"a: \xff\n")
+    assert check_file(str(file)) == [f"{file}: : not UTF-8 text (byte 3: invalid start byte)"]
+    assert kaib(["convert", str(file)]) == 1
+    assert "not UTF-8 text" in capsys.readouterr().err
