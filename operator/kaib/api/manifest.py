@@ -8,12 +8,14 @@ Problems are `(path, message)` pairs; paths look like the apiserver's: `spec.cus
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from functools import cache
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from kaib.api.build import API_VERSION, KINDS, ImageBuild, ImageTemplate
 from kaib.api.common import ApiModel, only_valid_message, required_message
+from kaib.api.schema import resource_schema
 from kaib.api.template import UNIONS, ImageTemplateSpec
 
 Problem = tuple[str, str]
@@ -98,7 +100,14 @@ def _int64_problems(value: Any, path: str) -> Iterator[Problem]:
 
 def _parse(model: type[M], data: Any, prefix: str) -> M:
     data = without_nulls(plain(data))
-    problems = list(_int64_problems(data, prefix))
+    problems: list[Problem] = []
+    if isinstance(data, dict) and "status" in data and model.__name__ in KINDS:
+        # The apiserver drops `status` on create (and keeps the stored one on update): only the
+        # fields its strict decoding calls unknown are an error there.
+        schema = _status_schema(model.__name__)
+        problems += [(path, "unknown field") for path in unknown_fields(data["status"], schema, "status")]
+        data = {k: v for k, v in data.items() if k != "status"}
+    problems += _int64_problems(data, prefix)
     try:
         parsed = model.model_validate(data)
     except ValidationError as e:
@@ -109,6 +118,33 @@ def _parse(model: type[M], data: Any, prefix: str) -> M:
     if problems:
         raise InvalidManifest(problems)
     return parsed
+
+
+@cache
+def _status_schema(kind: str) -> dict[str, Any]:
+    schema: dict[str, Any] = resource_schema(kind)["properties"]["status"]
+    return schema
+
+
+def unknown_fields(value: Any, schema: dict[str, Any], path: str) -> Iterator[str]:
+    """The paths the apiserver's strict decoding reports as unknown fields (it prunes them).
+
+    As its pruning does: object keys the schema does not declare are unknown, so are all keys of an
+    object where the schema has no object, and list items are checked against the list's schema, or
+    against the schema itself where that is not an array.
+    """
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from unknown_fields(item, schema.get("items", schema), f"{path}[{i}]")
+    elif isinstance(value, dict):
+        properties, additional = schema.get("properties"), schema.get("additionalProperties")
+        for key, item in value.items():
+            if properties is not None and key in properties:
+                yield from unknown_fields(item, properties[key], f"{path}.{key}")
+            elif properties is None and isinstance(additional, dict):
+                yield from unknown_fields(item, additional, f"{path}.{key}")
+            else:
+                yield f"{path}.{key}"
 
 
 def rule_problems(model: BaseModel, path: str) -> Iterator[Problem]:
