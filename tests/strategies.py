@@ -1024,6 +1024,16 @@ def junk_in(draw: Draw, base: st.SearchStrategy[dict[str, Any]], under: str) -> 
     return _replace(doc, keys, value), render_path(keys)
 
 
+@cache
+def junk_status() -> st.SearchStrategy[dict[str, Any]]:
+    """A valid ImageTemplate or ImageBuild with any JSON as its status (the apiserver drops it on
+    create, but refuses unknown fields in it)."""
+    status = st.one_of(
+        JSON_VALUES, st.dictionaries(st.sampled_from(["phase", "conditions", "x"]), JSON_VALUES)
+    )
+    return st.builds(lambda m, v: {**m, "status": v}, st.one_of(templates(), builds()), status)
+
+
 def junk_templates() -> st.SearchStrategy[tuple[dict[str, Any], str]]:
     """(manifest, path): a valid template with the node at `path` under spec replaced by any JSON."""
     return junk_in(templates(), "spec")

@@ -166,6 +166,14 @@ def test_junk_gets_the_same_verdict(server: Server, batch: list[tuple[dict[str, 
         _check_agreement(manifest, verdict)
 
 
+@fuzz_settings(10)
+@given(_batch(gen.junk_status()))
+def test_any_status_gets_the_same_verdict(server: Server, batch: list[dict[str, Any]]) -> None:
+    for manifest, verdict in zip(batch, server.verdicts(batch), strict=True):
+        COUNTS["junk status"] += 1
+        _check_agreement(manifest, verdict)
+
+
 @pytest.mark.parametrize("kind", ["ImageTemplate", "ImageBuild"])
 def test_updates_get_the_same_verdict(server: Server, kind: str) -> None:
     """The transition rules (azure and stagingResourceGroup fixed; ImageBuild immutable but cancel)."""

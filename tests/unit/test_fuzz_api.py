@@ -359,3 +359,20 @@ def test_files_that_are_not_utf8_are_reported(tmp_path: Path, capsys: pytest.Cap
     assert check_file(str(file)) == [f"{file}: : not UTF-8 text (byte 3: invalid start byte)"]
     assert kaib(["convert", str(file)]) == 1
     assert "not UTF-8 text" in capsys.readouterr().err
+
+
+def test_status_values_are_ignored_as_on_create_but_not_unknown_status_fields() -> None:
+    # The apiserver drops status on create; strict decoding still refuses unknown fields in it.
+    assert validate_manifest(patched(build(), {"status": {"phase": "Bogus", "conditions": "x"}})) == []
+    assert validate_manifest(patched(template(), {"status": 5})) == []
+    assert validate_manifest(patched(template(), {"status": {"observedGeneration": 2**64}})) == []
+    assert _paths(validate_manifest(patched(template(), {"status": {"foo": 1}}))) == ["status.foo"]
+    # Unknown as the apiserver's pruning sees them: under a wrong type, and in list items.
+    assert _paths(validate_manifest(patched(build(), {"status": {"phase": {"a": 1}}}))) == ["status.phase.a"]
+    assert _paths(validate_manifest(patched(build(), {"status": [{"phase": "x", "b": 1}]}))) == [
+        "status[0].b"
+    ]
+    # parse_template_spec has no status: a prefix "spec" never matches.
+    assert _paths(validate_manifest(patched(template(), {"spec.buildTimeoutInMinutes": 5, "status": 5}))) == [
+        "spec.buildTimeoutInMinutes"
+    ]
