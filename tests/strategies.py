@@ -4,21 +4,30 @@ The valid generators cover every source type, customizer, validator, distributio
 scheme, identity and network topology, with hostile strings (quotes, `${...}`, `%{`, `{{`,
 backslashes, newlines, NUL, non-ASCII, lengths at the schema's maxLength) in every free-text field
 and inside the free segments of resource ids. They are useful beyond fuzzing: the engine's tests
-can draw specs for one OS or one topology.
+can draw specs for one OS or one topology (e.g. "never a stuck build" over `templates(...)`).
 
-    template_specs(os_type=None, topology=None, hostile=True) -> spec dicts (AIB names), valid
+    template_specs(os_type=None, topology=None, hostile=True) -> spec dicts (AIB names), valid;
+                           os_type "Linux"/"Windows" keeps steps and source to what that OS renders
     templates(...)      -> whole ImageTemplate manifests (same arguments)
     builds()            -> ImageBuild manifests, valid
     invalid_templates() -> Invalid(manifest, path, mutation): a valid template changed in exactly one
                            way that both the CRD and `kaib validate` must reject, naming `path`
     invalid_builds()    -> the same for ImageBuild
-    junk_templates()    -> a valid template with one node replaced by arbitrary JSON; whether it is
-                           valid is not known in advance (for "never crashes" and "both agree")
+    junk_templates()    -> (manifest, path): a valid template with one node under spec replaced by any
+                           JSON; whether it is valid is not known in advance ("never crashes",
+                           "the apiserver and kaib validate agree")
+    junk_in(base, key)  -> the same for any document strategy, under one top-level key ("" anywhere)
+    junk_status()       -> a valid template or build with any JSON as its status
+    template_updates(), build_updates() -> (old, new) pairs for the update (transition) rules
+    fuzz_settings(n)    -> the settings every fuzz test uses: derandomized, no deadline, n examples
+                           times KAIB_FUZZ_SCALE; KAIB_FUZZ_SHRINK=0 skips shrinking
+    CaseCounter         -> counts of generated cases, printed at the end of a test module
 
 Paths are written the way `kaib validate` and the apiserver write them: spec.customize[0].inline.
 Invalid cases come from two kinds of mutation: structural ones found by walking the value against
 the generated CRD schema (unknown field, wrong type, too long, not in the enum, pattern, bounds,
-too many items, a required field removed), and one per cross-field rule (written out below).
+beyond int64, too many or too few items, a required field removed), and one per cross-field rule,
+union membership and object-name rule (written out in `rule_mutations`).
 """
 
 from __future__ import annotations
