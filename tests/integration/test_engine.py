@@ -679,3 +679,96 @@ def test_operator_killed_whenever_a_new_resource_appears_still_finishes_cleanly(
     created = creates_per_resource(sandbox, bid)
     assert max(created.values()) == 1, created
     assert_nothing_left(sandbox, bid)
+
+
+# -- more preflight, adoption, deletion at each step --------------------------------------------------
+
+
+def run_to_failure(kube: Kube, op: Operator, prefix: str, tmpl: dict[str, Any]) -> dict[str, Any]:
+    ns = kube.namespace(f"{prefix}-{uuid.uuid4().hex[:6]}")
+    apply(kube, ns, tmpl, build("b", tmpl["metadata"]["name"]))
+    done = wait_phase(kube, op, ns, "b", {"Succeeded", "PartiallySucceeded", "Failed", "Canceled"})
+    assert done["status"]["phase"] == "Failed", done["status"]["message"]
+    assert condition(done, "Stalled")["status"] == "True"
+    return done
+
+
+@pytest.mark.parametrize("case", ["identity", "gallery", "vnets"])
+def test_preflight_failures_say_what_to_fix(
+    kube: Kube,
+    sandbox: SandboxHandle,
+    operator: Operator,
+    images_group: str,
+    user_network: dict[str, str],
+    case: str,
+) -> None:
+    extra: dict[str, Any]
+    if case == "identity":
+        missing = f"{images_group}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/nobody"
+        extra = {"identity": {"type": "UserAssigned", "userAssignedIdentities": {missing: {}}}}
+        expected = "user-assigned identity"
+    elif case == "gallery":
+        image = f"{images_group}/providers/Microsoft.Compute/galleries/gal/images/missing"
+        extra = {"distribute": [{"type": "SharedImage", "runOutputName": "g", "galleryImageId": image}]}
+        expected = "gallery image definition"
+    else:
+        other = user_network["aci"].replace("/virtualNetworks/corp/", "/virtualNetworks/other/")
+        extra = {
+            "vmProfile": {
+                "vnetConfig": {"subnetId": user_network["build"], "containerInstanceSubnetId": other}
+            }
+        }
+        expected = "one virtual network"
+    done = run_to_failure(
+        kube, operator, f"pre-{case}", template(f"pre-{case}", sandbox, images_group, **extra)
+    )
+    assert expected in done["status"]["message"], done["status"]["message"]
+    assert condition(done, "PreflightPassed")["status"] == "False"
+    assert not done["status"].get("stagingResourceGroup"), "preflight must fail before creating anything"
+
+
+def test_existing_empty_staging_group_is_adopted_and_kept(
+    kube: Kube, sandbox: SandboxHandle, operator: Operator, images_group: str
+) -> None:
+    from azure.mgmt.resource.resources import ResourceManagementClient
+
+    rgs = sandbox.client(ResourceManagementClient).resource_groups
+    rgs.create_or_update("mystaging", {"location": LOCATION, "tags": {"team": "images"}})
+    group_id = f"/subscriptions/{sandbox.subscription_id}/resourceGroups/mystaging"
+    ns = kube.namespace(f"adopt-{uuid.uuid4().hex[:6]}")
+    apply(kube, ns, template("t", sandbox, images_group, stagingResourceGroup=group_id), build("b", "t"))
+    done = wait_phase(kube, operator, ns, "b", {"Succeeded", "Failed"})
+    assert done["status"]["phase"] == "Succeeded", done["status"]["message"]
+    tstatus = get(kube, ns, "imagetemplate", "t")["status"]
+    assert tstatus["stagingResourceGroupOwnership"] == "Adopted"
+    tags = rgs.get("mystaging").tags
+    assert tags["team"] == "images" and tags["usedBy"] == "kaib" and tags["imageTemplateName"] == "t"
+    kube.kubectl("delete", "-n", ns, "imagetemplate", "t", "--timeout=60s")
+    # an adopted group stays; only what kaib put there goes
+    assert rgs.check_existence("mystaging")
+    inside = [r["type"] for r in sandbox.inventory() if r["id"].lower().startswith(group_id.lower() + "/")]
+    assert inside == [], inside
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        "Microsoft.Network/virtualNetworks",
+        "Microsoft.Compute/virtualMachines",
+        "Microsoft.ContainerInstance/containerGroups",
+    ],
+)
+def test_deletion_at_each_step_leaves_nothing(
+    kube: Kube, outcomes: SandboxHandle, operator: Operator, images_group: str, when: str
+) -> None:
+    sandbox = outcomes
+    sandbox.set_latency(scale=FAST_SCALE * 10)
+    sandbox.add_outcome("*", exitCode=0, seconds=30 / (FAST_SCALE * 10))
+    ns = kube.namespace(f"del-{uuid.uuid4().hex[:6]}")
+    apply(kube, ns, template("t", sandbox, images_group), build("b", "t"))
+    bid = build_id_of(kube, ns, "b", operator)
+    wait_for(f"a {when}", lambda: when in {r["type"] for r in owned(sandbox, bid)}, 60, operator)
+    kube.kubectl("delete", "-n", ns, "imagebuild", "b", "--timeout=90s")
+    assert_nothing_left(sandbox, bid)
+    created = creates_per_resource(sandbox, bid)
+    assert max(created.values()) == 1, created

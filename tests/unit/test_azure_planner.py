@@ -341,3 +341,11 @@ def test_container_state_reads_exit_code() -> None:
     assert not containerinstance.container_state(
         {"properties": {"instanceView": {"state": "Running"}}}
     ).terminated
+
+
+def test_adopted_group_gets_its_tags_added_once_and_keeps_its_own() -> None:
+    owner = Owner("ns", "tmpl")
+    group = resourcegroups.staging_group(SUB, "mine", "westus", owner, {}, adopted=True)
+    body = group.parameters({"location": "westus", "tags": {"team": "x"}})
+    assert body is not None and body["tags"]["team"] == "x" and body["tags"]["usedBy"] == "kaib"
+    assert group.parameters({"location": "westus", "tags": body["tags"]}) is None

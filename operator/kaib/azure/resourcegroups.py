@@ -7,6 +7,7 @@ group it adopts with usedBy instead; a group tagged for another template is refu
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from kaib.azure import spec as t
 from kaib.azure.naming import Owner
@@ -27,6 +28,23 @@ def aib_tags(owner: Owner, adopted: bool) -> dict[str, str]:
     }
 
 
+class StagingGroupSpec(ResourceSpec):
+    """A group is PUT again only to add missing tags (adoption), keeping the tags already there."""
+
+    def parameters(self, existing: Mapping[str, Any] | None) -> dict[str, Any] | None:
+        if existing is None:
+            return dict(self.body)
+        want: Mapping[str, str] = self.body.get("tags") or {}
+        have: Mapping[str, str] = existing.get("tags") or {}
+        if all(have.get(k) == v for k, v in want.items()):
+            return None
+        return {
+            **self.body,
+            "location": existing.get("location", self.body.get("location")),
+            "tags": {**have, **want},
+        }
+
+
 def staging_group(
     subscription_id: str,
     name: str,
@@ -36,7 +54,7 @@ def staging_group(
     adopted: bool,
 ) -> ResourceSpec:
     tags = owner.tags({**managed_tags, **aib_tags(owner, adopted)})
-    return ResourceSpec(
+    return StagingGroupSpec(
         type=t.RESOURCE_GROUP,
         subscription_id=subscription_id,
         resource_group=name,

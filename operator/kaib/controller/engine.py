@@ -30,7 +30,7 @@ from kaib.controller.steps import StepResult
 log = logging.getLogger(__name__)
 
 ACTIVE = frozenset({"Running", "Canceling"})
-MAX_CHAINED = 12  # steps finished in one round at most, so a status write happens regularly
+MAX_CHAINED = 12  # bound on the rounds of work in one call (a failure then the finish chain)
 
 StepFn = Callable[[Run], Awaitable[StepResult]]
 SIMPLE_STEPS: dict[str, StepFn] = {
@@ -196,6 +196,9 @@ async def _work(run: Run) -> Advance:
         if status.step_state(name) == "Running":  # the builder steps may have settled it already
             status.set_step(name, "Done", "Succeeded", f"{name} done")
             _after_done(run, name)
+        # Write the status after every finished step (come back at once): what a step recorded,
+        # e.g. the staging group, must be saved before the next step creates anything.
+        return Advance(status.data, 0.0, tuple(run.events))
     return Advance(status.data, 0.05, tuple(run.events))
 
 
@@ -322,6 +325,8 @@ def _outcome(run: Run) -> tuple[str, str]:
             f"{status.failure_message()}; distributed anyway (continueDistributeOnFailure): {outputs}",
         )
     if failed:
+        if not status.data.get("stagingResourceGroup"):
+            return "Failed", f"{status.failure_message()}; nothing was created"
         return "Failed", f"{status.failure_message()}; the build's resources are deleted"
     return "Succeeded", f"image built: {outputs}" if outputs else "image built"
 
@@ -333,8 +338,14 @@ async def delete(engine: Engine, build: Mapping[str, Any]) -> Advance:
     """The ImageBuild is being deleted: clean up whatever it created, whatever its phase."""
     status = BuildStatus.of(build, now_rfc3339())
     run = Run(engine, build, status)
-    if not status.data.get("buildId") or not status.data.get("stagingResourceGroup"):
-        return Advance(status.data, None)
+    if not status.data.get("buildId") or not status.data.get("template"):
+        return Advance(status.data, None)  # never started: nothing in Azure
+    if not status.data.get("stagingResourceGroup"):
+        # Started, but the staging group was not recorded (a crash mid-step): find it the way staging does.
+        group = await steps.find_staging_group(run)
+        if group is None:
+            return Advance(status.data, None)
+        status.data["stagingResourceGroup"] = group
     if status.step_state("cleanup") == "Done":
         return Advance(status.data, None)
     result = await steps.cleanup(run)

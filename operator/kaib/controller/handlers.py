@@ -51,7 +51,11 @@ def register(registry: kopf.OperatorRegistry) -> None:
         # (KUBECONFIG, or the in-cluster service account).
         return kopf.login_via_client(**kwargs)
 
-    @kopf.daemon(GROUP, VERSION, BUILDS, registry=registry, cancellation_timeout=10.0)
+    # On deletion kopf sets `stopped` and cancels the daemon only after cancellation_backoff: a round in
+    # progress finishes and writes what it created before the delete handler cleans up.
+    @kopf.daemon(
+        GROUP, VERSION, BUILDS, registry=registry, cancellation_backoff=30.0, cancellation_timeout=10.0
+    )
     async def build_daemon(
         stopped: kopf.DaemonStopped, name: str, namespace: str | None, uid: str, memo: Any, **_: Any
     ) -> None:

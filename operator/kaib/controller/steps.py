@@ -114,12 +114,18 @@ def _identities(spec: Mapping[str, Any]) -> list[str]:
     return ids + list((spec.get("vmProfile") or {}).get("userAssignedIdentities") or [])
 
 
+def _vnet_of(subnet_id: str) -> str:
+    return subnet_id.lower().rsplit("/subnets/", 1)[0]
+
+
 async def _check_subnets(run: Run) -> str | None:
     vnet_config = (run.spec.get("vmProfile") or {}).get("vnetConfig") or {}
     build_subnet = vnet_config.get("subnetId")
     if not build_subnet:
         return None
     aci_subnet = vnet_config.get("containerInstanceSubnetId")
+    if aci_subnet and _vnet_of(build_subnet) != _vnet_of(aci_subnet):
+        return "vmProfile.vnetConfig: subnetId and containerInstanceSubnetId must be in one virtual network"
     subnets: dict[str, dict[str, Any]] = {}
     for sid in filter(None, (build_subnet, aci_subnet)):
         parts = parse_resource_id(sid)
@@ -130,10 +136,6 @@ async def _check_subnets(run: Run) -> str | None:
         except ResourceNotFoundError:
             return f"subnet {sid} does not exist"
     if aci_subnet:
-        if build_subnet.lower().rsplit("/subnets/", 1)[0] != aci_subnet.lower().rsplit("/subnets/", 1)[0]:
-            return (
-                "vmProfile.vnetConfig: subnetId and containerInstanceSubnetId must be in one virtual network"
-            )
         delegations = (subnets[aci_subnet].get("properties") or {}).get("delegations") or []
         services = {(d.get("properties") or {}).get("serviceName") for d in delegations}
         if "Microsoft.ContainerInstance/containerGroups" not in services:
@@ -309,6 +311,21 @@ async def staging(run: Run) -> StepResult:
         "command": f"kaib logs {run.name} -n {run.namespace}",
     }
     return StepResult.done()
+
+
+async def find_staging_group(run: Run) -> str | None:
+    """The staging group id a started build uses, from the template (or its spec); None if unknown."""
+    template = await run.engine.kube.get(TEMPLATES, run.namespace, run.template_name)
+    tstatus = (template or {}).get("status") or {}
+    if tstatus.get("exactStagingResourceGroup"):
+        return str(tstatus["exactStagingResourceGroup"])
+    given = str(run.spec.get("stagingResourceGroup") or "")
+    if given:
+        return given
+    if template is None:
+        return None
+    group = staging_group_name(run.namespace, run.template_name, template["metadata"]["uid"])
+    return resource_id(run.subscription_id, group, t.RESOURCE_GROUP, ())
 
 
 async def _get_group(run: Run, group: str) -> Any:
