@@ -183,6 +183,22 @@ def creates_per_resource(sandbox: SandboxHandle, build_id: str) -> Counter[str]:
     return created
 
 
+def read_blob(sandbox: SandboxHandle, status: dict[str, Any], name: str) -> str:
+    from azure.mgmt.storage import StorageManagementClient
+    from azure.storage.blob import ContainerClient
+
+    group = status["stagingResourceGroup"].rsplit("/", 1)[-1]
+    account = status["logs"]["storageAccount"]
+    storage = sandbox.client(StorageManagementClient)
+    key = storage.storage_accounts.list_keys(group, account).as_dict()["keys"][0]["value"]
+    url = storage.storage_accounts.get_properties(group, account).primary_endpoints.blob
+    container = ContainerClient.from_container_url(
+        f"{url.rstrip('/')}/packerlogs", credential={"account_name": account, "account_key": key}
+    )
+    data: bytes = container.get_blob_client(name).download_blob().readall()
+    return data.decode()
+
+
 def condition(obj: dict[str, Any], type_: str) -> dict[str, Any]:
     for c in (obj.get("status") or {}).get("conditions") or []:
         if c["type"] == type_:
@@ -220,6 +236,10 @@ def test_no_vnet_build_with_managed_image_succeeds(
     # nothing created twice
     created = creates_per_resource(sandbox, status["buildId"])
     assert created and max(created.values()) == 1, created
+    # the operator rendered the Packer plan for the builder agent beside the logs
+    plan = json.loads(read_blob(sandbox, status, f"{status['buildId']}/plan.json"))
+    assert [p["name"] for p in plan["phases"]] == ["customize", "deprovision"]
+    assert "echo hello" in plan["phases"][0]["template"]
     # kubectl wait works on Ready
     kube.kubectl("wait", "-n", ns, "--for=condition=Ready", "imagebuild/ubuntu-1", "--timeout=5s")
     # an event at each step

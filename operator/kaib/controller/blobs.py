@@ -35,14 +35,16 @@ class LogStore:
 
     def sas_url(self, hours: int) -> str:
         """A container URL with a SAS the builder writes its logs and result with."""
-        sas = generate_container_sas(
+        return f"{self.container_url()}?{self.sas_token(hours)}"
+
+    def sas_token(self, hours: int) -> str:
+        return generate_container_sas(
             self.account,
             LOGS_CONTAINER,
             account_key=self.key,
             permission=ContainerSasPermissions(read=True, add=True, create=True, write=True, list=True),
             expiry=datetime.now(UTC) + timedelta(hours=hours),
         )
-        return f"{self.container_url()}?{sas}"
 
     async def ensure_container(self) -> None:
         """Create `packerlogs` through the data plane (the sandbox has no ARM blob containers)."""
@@ -51,6 +53,12 @@ class LogStore:
         ) as c:
             with contextlib.suppress(ResourceExistsError):
                 await c.create_container()
+
+    async def write_text(self, name: str, text: str) -> None:
+        async with ContainerClient.from_container_url(
+            self.container_url(), credential=self._credential()
+        ) as c:
+            await c.get_blob_client(name).upload_blob(text.encode(), overwrite=True)
 
     async def read_json(self, build_id: str, name: str) -> dict[str, Any] | None:
         async with ContainerClient.from_container_url(

@@ -11,7 +11,7 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from azure.core.exceptions import ResourceNotFoundError
 
@@ -30,6 +30,8 @@ from kaib.controller import blobs, waves
 from kaib.controller.credentials import new_credentials, secret_name
 from kaib.controller.kube import TEMPLATES
 from kaib.controller.run_context import Run
+from kaib.packer.model import ConnectionFacts, OsType, RenderError, RenderOptions
+from kaib.packer.render import render_build
 
 log = logging.getLogger(__name__)
 
@@ -416,18 +418,37 @@ async def builder(run: Run) -> StepResult:
     store = await blobs.log_store(run.clients, run.staging_group, str(logs.get("storageAccount")))
     secret = await run.engine.kube.read_secret(run.namespace, secret_name(run.name)) or {}
     acc = await access(run)
+    # The operator renders the Packer plan; the agent only runs it (DESIGN.md step 6).
+    os_kind = cast(OsType, acc.os_type)
+    facts = ConnectionFacts(os_kind, host, acc.admin_user, run.build_id, p.communicator_port)
+    options = RenderOptions(tolerate_missing_waagent=not run.engine.azure.settings.is_azure)
+    try:
+        rendered = render_build(run.spec, facts, options)
+    except RenderError as exc:
+        return StepResult.fail(f"cannot render the Packer templates: {exc}", reason="RenderFailed")
+    plan_blob = f"{run.build_id}/plan.json"
+    try:
+        await store.write_text(plan_blob, json.dumps(rendered.to_plan()))
+    except Exception as exc:
+        return azure_problem(run, exc, "writing the build plan to the staging storage account")
+    hours = timeout_minutes(run.spec) // 60 + 2
+    sas = store.sas_token(hours)
+    # Names of the builder agent (kaib.builder.agent); KAIB_LOG_CONTAINER_URL is the sandbox's modelled run.
     env = (
         EnvVar("KAIB_BUILD_ID", run.build_id),
-        EnvVar("KAIB_BUILD_NAME", f"{run.namespace}/{run.name}"),
-        EnvVar("KAIB_TARGET_HOST", host),
-        EnvVar("KAIB_TARGET_PORT", str(p.communicator_port)),
-        EnvVar("KAIB_TARGET_USER", acc.admin_user),
-        EnvVar("KAIB_OS_TYPE", acc.os_type),
-        EnvVar("KAIB_SSH_PRIVATE_KEY", secret.get("ssh-privatekey", ""), secure=True),
-        EnvVar("KAIB_WINRM_PASSWORD", secret.get("password", ""), secure=True),
-        EnvVar("KAIB_TEMPLATE_SPEC", json.dumps(run.spec, sort_keys=True), secure=True),
+        EnvVar("KAIB_PLAN_BLOB", plan_blob),
+        EnvVar("KAIB_LOG_CONTAINER", storage.LOGS_CONTAINER),
+        EnvVar("KAIB_LOG_PREFIX", run.build_id),
+        EnvVar("KAIB_STORAGE_ACCOUNT_URL", store.endpoint.rstrip("/")),
+        EnvVar("KAIB_STORAGE_SAS_TOKEN", sas, secure=True),
+        EnvVar("KAIB_LOG_CONTAINER_URL", f"{store.container_url()}?{sas}", secure=True),
+        EnvVar("KAIB_BUILD_VM_HOST", host),
+        EnvVar("KAIB_BUILD_VM_PORT", str(p.communicator_port)),
+        EnvVar("KAIB_BUILD_VM_USERNAME", acc.admin_user),
         EnvVar(
-            "KAIB_LOG_CONTAINER_URL", store.sas_url(hours=timeout_minutes(run.spec) // 60 + 2), secure=True
+            "KAIB_SSH_PRIVATE_KEY" if acc.os_type == "Linux" else "KAIB_WINRM_PASSWORD",
+            _login(acc, secret),
+            secure=True,
         ),
     )
     p = await current_plan(run, env)
@@ -435,6 +456,10 @@ async def builder(run: Run) -> StepResult:
     return StepResult(
         result.state, result.requeue, result.message, "Failed" if result.state == "failed" else ""
     )
+
+
+def _login(acc: Access, secret: Mapping[str, str]) -> str:
+    return secret.get("ssh-privatekey", "") if acc.os_type == "Linux" else secret.get("password", "")
 
 
 async def _endpoint_ip(run: Run, endpoint: dict[str, Any] | None) -> str | None:
