@@ -792,3 +792,56 @@ def test_deletion_at_each_step_leaves_nothing(
     assert_nothing_left(sandbox, bid)
     created = creates_per_resource(sandbox, bid)
     assert max(created.values()) == 1, created
+
+
+def test_quota_failure_inside_the_vm_operation_is_fatal_and_actionable(
+    kube: Kube, outcomes: SandboxHandle, operator: Operator, images_group: str
+) -> None:
+    sandbox = outcomes
+    sandbox.add_fault(
+        status=409,
+        code="OperationNotAllowed",
+        message="Operation results in exceeding approved standardBSFamily Cores quota.",
+        method="PUT",
+        type="Microsoft.Compute/virtualMachines",
+        inOperation=True,
+    )
+    done = run_to_failure(kube, operator, "quota", template("quota", sandbox, images_group))
+    message = done["status"]["message"]
+    assert "OperationNotAllowed" in message and "Cores quota" in message and "request more quota" in message
+    assert condition(done, "BuildVMReady")["status"] == "False"
+    assert_nothing_left(sandbox, done["status"]["buildId"])
+
+
+def test_transient_arm_errors_are_retried_and_the_build_succeeds(
+    kube: Kube, outcomes: SandboxHandle, operator: Operator, images_group: str
+) -> None:
+    sandbox = outcomes
+    sandbox.add_fault(
+        status=429, code="TooManyRequests", method="PUT", type="Microsoft.Network/*", count=2, retryAfter=0.2
+    )
+    sandbox.add_fault(
+        status=503, code="ServiceUnavailable", method="GET", type="Microsoft.Compute/virtualMachines", count=2
+    )
+    sandbox.add_fault(
+        status=409,
+        code="AnotherOperationInProgress",
+        method="DELETE",
+        type="Microsoft.Network/virtualNetworks",
+        count=1,
+    )
+    sandbox.add_fault(
+        status=400,
+        code="InUseNetworkSecurityGroupCannotBeDeleted",
+        method="DELETE",
+        type="Microsoft.Network/networkSecurityGroups",
+        count=2,
+    )
+    status = run_to_success(kube, sandbox, operator, "flaky", template("flaky", sandbox, images_group))
+    assert status["runOutputs"][0]["provisioningState"] == "Succeeded"
+    hit = {r.get("code") for r in sandbox.requests(limit=20000) if status["buildId"] in str(r.get("path"))}
+    assert {
+        "TooManyRequests",
+        "AnotherOperationInProgress",
+        "InUseNetworkSecurityGroupCannotBeDeleted",
+    } <= hit, hit
