@@ -635,9 +635,14 @@ class Engine:
         group.state["_delete_op"] = op.id
         return Answer(202, None, self.ops.location_headers(op, api_version))
 
-    def list_groups(self, subscription: str) -> Answer:
+    def list_groups(self, subscription: str, query: dict[str, str] | None = None) -> Answer:
         prefix = f"/subscriptions/{subscription}/resourcegroups/".lower()
-        groups = [r.body for r in self.store.all() if r.type == GROUP_TYPE and r.key.startswith(prefix)]
+        text = (query or {}).get("$filter", "")
+        groups = [
+            r.body
+            for r in self.store.all()
+            if r.type == GROUP_TYPE and r.key.startswith(prefix) and _matches_filter(r, text)
+        ]
         return Answer(200, {"value": groups})
 
     def list_generic(self, subscription: str, group: str | None, query: dict[str, str]) -> Answer:

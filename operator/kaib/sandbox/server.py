@@ -237,7 +237,7 @@ class ArmServer:
                 )
             first = p.types[0].lower()
             if first == "resourcegroups" and not p.names:
-                return engine.list_groups(p.subscription)
+                return engine.list_groups(p.subscription, query)
             if first == "resources" and not p.names:
                 return engine.list_generic(p.subscription, None, query)
             if first == "locations" and not p.names:
