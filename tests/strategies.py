@@ -511,7 +511,8 @@ def distributes(hostile: bool = True) -> st.SearchStrategy[list[Spec]]:
 
 def _other_case(value: str) -> str:
     """The same id with its non-ASCII letters in the other case: a different subnet to CEL's lowerAscii."""
-    return "".join(c.swapcase() if not c.isascii() and c.swapcase() != c else c for c in value)
+    # Only one-to-one swaps ('ß' becomes 'SS'), so that the length, bounded by the schema, stays.
+    return "".join(c.swapcase() if not c.isascii() and len(c.swapcase()) == 1 else c for c in value)
 
 
 @cache
