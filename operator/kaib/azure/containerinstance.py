@@ -16,6 +16,9 @@ from kaib.azure.context import BuildContext
 from kaib.azure.spec import ResourceSpec
 
 CONTAINER = "builder"
+# ACI gives a VNet group its private address through `ipAddress`, which needs one port that a container
+# exposes. Nothing listens there and the NSGs admit nothing to it: the builder only connects out.
+STATUS_PORT = 8080
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ def builder_group(
         "image": image,
         "environmentVariables": [e.to_rest() for e in env],
         "resources": {"requests": {"cpu": cpu, "memoryInGB": memory_gb}},
+        "ports": [{"protocol": "TCP", "port": STATUS_PORT}],
     }
     if command:
         container["command"] = list(command)
@@ -61,6 +65,7 @@ def builder_group(
             "sku": "Standard",
             "restartPolicy": "Never",
             "subnetIds": [{"id": subnet_id}],
+            "ipAddress": {"type": "Private", "ports": [{"protocol": "TCP", "port": STATUS_PORT}]},
             "containers": [{"name": CONTAINER, "properties": container}],
         },
     }
