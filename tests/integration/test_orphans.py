@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import uuid
 from typing import Any
 
+from kaib import metrics
+from kaib.azure.async_step import StepSettings
+from kaib.azure.naming import BuildNames, Owner, build_id, staging_group_name
+from kaib.azure.resourcegroups import aib_tags
+from kaib.controller import orphans, sweeper
+from tests.fixtures.controlplane import Kube
 from tests.fixtures.sandbox import SandboxHandle
 
 MANAGED_BY = "kaib.dev/managed-by"
@@ -31,3 +40,185 @@ def test_sandbox_lists_resource_groups_by_tag(sandbox: SandboxHandle) -> None:
     finally:
         client.resource_groups.begin_delete("orph-tagged").result()
         client.resource_groups.begin_delete("orph-other").result()
+
+
+# -- the sweeper in process, on orphans made by hand ------------------------------------------------
+
+LOCATION = "westus"
+
+
+def kaib_object(kind: str, namespace: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "kaib.dev/v1alpha1",
+        "kind": kind,
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    }
+
+
+def create_object(kube: Kube, doc: dict[str, Any]) -> dict[str, Any]:
+    out = kube.kubectl("create", "-o", "json", "-f", "-", input=json.dumps(doc)).stdout
+    result: dict[str, Any] = json.loads(out)
+    return result
+
+
+def make_build_network(sandbox: SandboxHandle, group: str, owner: Owner, managed_group: bool) -> list[str]:
+    """What a no-VNet build leaves: NSGs, a VNet whose subnets use them, a NIC in a subnet (in-use order)."""
+    from azure.mgmt.network import NetworkManagementClient
+    from azure.mgmt.resource.resources import ResourceManagementClient
+
+    tags = owner.tags()
+    rg_tags = Owner(owner.namespace, owner.template).tags(
+        aib_tags(Owner(owner.namespace, owner.template), False)
+    )
+    sandbox.client(ResourceManagementClient).resource_groups.create_or_update(
+        group, {"location": LOCATION, "tags": rg_tags if managed_group else {}}
+    )
+    net: Any = sandbox.client(NetworkManagementClient)
+    n = BuildNames(owner.build_id)
+    nsg = net.network_security_groups.begin_create_or_update(
+        group, n.nsg_build, {"location": LOCATION, "tags": tags}
+    ).result()
+    vnet = net.virtual_networks.begin_create_or_update(
+        group,
+        n.vnet,
+        {
+            "location": LOCATION,
+            "tags": tags,
+            "properties": {
+                "addressSpace": {"addressPrefixes": ["10.0.0.0/16"]},
+                "subnets": [
+                    {
+                        "name": "build",
+                        "properties": {
+                            "addressPrefix": "10.0.1.0/24",
+                            "networkSecurityGroup": {"id": nsg.id},
+                        },
+                    }
+                ],
+            },
+        },
+    ).result()
+    subnet = f"{vnet.id}/subnets/build"
+    nic = net.network_interfaces.begin_create_or_update(
+        group,
+        n.build_nic,
+        {
+            "location": LOCATION,
+            "tags": tags,
+            "properties": {"ipConfigurations": [{"name": "ip", "properties": {"subnet": {"id": subnet}}}]},
+        },
+    ).result()
+    return [nic.id, vnet.id, nsg.id]
+
+
+def present(sandbox: SandboxHandle, ids: list[str]) -> set[str]:
+    have = {r["id"].lower() for r in sandbox.inventory()}
+    return {i.lower() for i in ids} & have
+
+
+def removed_count(resource_type: str) -> float:
+    return (
+        metrics.REGISTRY.get_sample_value("kaib_orphans_removed_total", {"resource_type": resource_type})
+        or 0.0
+    )
+
+
+def test_sweeper_deletes_orphans_in_order_and_never_touches_live_owners(
+    kube: Kube, sandbox: SandboxHandle
+) -> None:
+    from kaib.azure.clients import AzureClients
+    from kaib.controller.kube import Kube as EngineKube
+    from kaib.controller.kube import load_api_client
+
+    ns = kube.namespace(f"orph-{uuid.uuid4().hex[:6]}")
+    # Live owners: a template and a build of it that has no status yet (its resources exist first).
+    live_tpl = create_object(
+        kube,
+        kaib_object(
+            "ImageTemplate",
+            ns,
+            "live",
+            {
+                "azure": {"subscriptionId": sandbox.subscription_id, "location": LOCATION},
+                "source": {
+                    "type": "PlatformImage",
+                    "publisher": "Canonical",
+                    "offer": "ubuntu-24_04-lts",
+                    "sku": "server",
+                    "version": "latest",
+                },
+                "distribute": [{"type": "VHD", "runOutputName": "vhd"}],
+            },
+        ),
+    )
+    live_build = create_object(
+        kube, kaib_object("ImageBuild", ns, "live-1", {"templateRef": {"name": "live"}})
+    )
+    live_group = staging_group_name(ns, "live", live_tpl["metadata"]["uid"])
+    live_owner = Owner(ns, "live", "live-1", build_id(live_build["metadata"]["uid"]))
+    live_ids = make_build_network(sandbox, live_group, live_owner, managed_group=True)
+    # Orphans: a build of a template that are both gone, in the template's created group.
+    gone_group = staging_group_name(ns, "gone", str(uuid.uuid4()))
+    gone_owner = Owner(ns, "gone", "gone-1", build_id(str(uuid.uuid4())))
+    gone_ids = make_build_network(sandbox, gone_group, gone_owner, managed_group=True)
+    gone_group_id = f"/subscriptions/{sandbox.subscription_id}/resourceGroups/{gone_group}"
+    # A group of someone else's, untagged, with the same shape: never looked at.
+    foreign_ids = make_build_network(
+        sandbox, f"users-{ns}", Owner("elsewhere", "x", "y", "0123456789"), False
+    )
+
+    async def sweep(grace: float, sightings: orphans.Sightings) -> sweeper.Report:
+        azure = AzureClients.from_env()
+        try:
+            s = sweeper.Sweeper(
+                azure,
+                EngineKube(load_api_client(kube.kubeconfig)),
+                sweeper.SweeperSettings(grace=grace, namespaces=(ns,)),
+                StepSettings(wait=0.5, requeue=0.2, error_requeue=0.2),
+                sightings=sightings,
+            )
+            return await s.sweep_once()
+        finally:
+            await azure.close()
+
+    before = {
+        t: removed_count(t)
+        for t in (
+            "Microsoft.Network/networkInterfaces",
+            "Microsoft.Network/virtualNetworks",
+            "Microsoft.Network/networkSecurityGroups",
+            "Microsoft.Resources/resourceGroups",
+        )
+    }
+    seen = orphans.Sightings()
+    first = asyncio.run(sweep(3600.0, seen))
+    assert first.removed == () and len(first.waiting) == 4, first  # 3 resources + the group, in grace
+    assert present(sandbox, [*gone_ids, gone_group_id]) == {i.lower() for i in [*gone_ids, gone_group_id]}
+    done = asyncio.run(sweep(0.0, seen))
+    assert [o.resource.id.lower() for o in done.removed] == [i.lower() for i in [*gone_ids, gone_group_id]]
+    assert present(sandbox, [*gone_ids, gone_group_id]) == set()
+    assert present(sandbox, live_ids) == {i.lower() for i in live_ids}, (
+        "a live build's resources were touched"
+    )
+    assert present(sandbox, foreign_ids) == {i.lower() for i in foreign_ids}
+    for type_, count in before.items():
+        assert removed_count(type_) == count + 1, type_
+    # The deletes went in dependency order: NIC, then VNet, then NSG, then the group.
+    deletes = [
+        r["path"].split("?")[0].lower()
+        for r in sandbox.requests(limit=5000)
+        if r.get("method") == "DELETE" and gone_group.lower() in str(r.get("path")).lower()
+    ]
+    kinds = [
+        next(k for k in ("networkinterfaces", "virtualnetworks", "networksecuritygroups", "") if k in p)
+        for p in deletes
+    ]
+    assert kinds == sorted(
+        kinds, key=["networkinterfaces", "virtualnetworks", "networksecuritygroups", ""].index
+    ), deletes
+    events = json.loads(kube.kubectl("get", "events", "-n", ns, "-o", "json").stdout)["items"]
+    mine = [e for e in events if e["reason"] == "OrphansRemoved"]
+    assert {(e["involvedObject"]["kind"], e["involvedObject"]["name"]) for e in mine} == {("Namespace", ns)}
+    text = " ".join(e["message"] for e in mine)
+    assert f"ImageBuild {ns}/gone-1" in text and f"ImageTemplate {ns}/gone" in text, text

@@ -270,7 +270,9 @@ class Sweeper:
                 "uid": meta.get("uid"),
             }
         else:
-            involved = {"apiVersion": "v1", "kind": "Namespace", "name": namespace}
+            # The apiserver wants involvedObject.namespace to match the event's; `kubectl get events -n`
+            # then shows it beside the namespace's other events.
+            involved = {"apiVersion": "v1", "kind": "Namespace", "name": namespace, "namespace": namespace}
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         body = {
             "metadata": {"generateName": "kaib-orphans-", "namespace": namespace},
