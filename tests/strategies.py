@@ -33,6 +33,7 @@ union membership and object-name rule (written out in `rule_mutations`).
 from __future__ import annotations
 
 import copy
+import json
 import os
 import typing
 from collections import Counter
@@ -726,8 +727,17 @@ def _too_long(value: str, limit: int) -> str:
     return value + _fill("é", limit + 1 - len(value)) if len(value) <= limit else value
 
 
+def _smallest(value: list[Any]) -> Any:
+    return min(value, key=lambda item: len(json.dumps(item)), default="x")
+
+
 def _over_max_items(value: list[Any], limit: int) -> list[Any]:
-    return value + [copy.deepcopy(value[-1] if value else "x") for _ in range(limit + 1 - len(value))]
+    return value + [copy.deepcopy(_smallest(value)) for _ in range(limit + 1 - len(value))]
+
+
+# The apiserver refuses requests over 3 MiB before validating anything (413), and etcd objects over
+# 1.5 MiB: a mutation must not build a request that large, or it would test only that.
+MAX_REQUEST = 1_000_000
 
 
 def structural_mutations(value: Any, schema: dict[str, Any], keys: tuple[Key, ...]) -> Iterator[Mutation]:
@@ -754,7 +764,8 @@ def structural_mutations(value: Any, schema: dict[str, Any], keys: tuple[Key, ..
             if "maxLength" in sub and isinstance(value[key], str):
                 yield "map-value-too-long", keys, _map_value(key, _too_long(value[key], sub["maxLength"]))
     elif kind == "array":
-        if "maxItems" in schema:
+        extra = schema.get("maxItems", 0) + 1 - len(value)
+        if "maxItems" in schema and len(json.dumps(_smallest(value)).encode()) * extra < MAX_REQUEST:
             yield "too-many-items", keys, lambda v: (_over_max_items(v, schema["maxItems"]), "")
         if schema.get("minItems"):
             yield "too-few-items", keys, lambda v: ([], "")
