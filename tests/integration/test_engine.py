@@ -845,3 +845,24 @@ def test_transient_arm_errors_are_retried_and_the_build_succeeds(
         "AnotherOperationInProgress",
         "InUseNetworkSecurityGroupCannotBeDeleted",
     } <= hit, hit
+
+
+def test_windows_build_uses_winrm_credentials_and_reports_last_build(
+    kube: Kube, sandbox: SandboxHandle, operator: Operator, images_group: str
+) -> None:
+    tmpl = template("win", sandbox, images_group)
+    tmpl["spec"]["source"] = {
+        "type": "PlatformImage",
+        "publisher": "MicrosoftWindowsServer",
+        "offer": "WindowsServer",
+        "sku": "2022-datacenter-azure-edition",
+        "version": "latest",
+    }
+    tmpl["spec"]["customize"] = [{"type": "PowerShell", "name": "hello", "inline": ["Write-Host hello"]}]
+    status = run_to_success(kube, sandbox, operator, "win", tmpl)
+    plan = json.loads(read_blob(sandbox, status, f"{status['buildId']}/plan.json"))
+    assert plan["osType"] == "Windows"
+    assert status["exactSourceVersion"] == "20348.2762.241006"
+    ns = next(r for r in [status["logs"]["command"].rsplit(" ", 1)[-1]])
+    last = get(kube, ns, "imagetemplate", "win")["status"]["lastBuild"]
+    assert last["name"] == "b" and last["phase"] == "Succeeded" and last["endTime"] == status["endTime"]

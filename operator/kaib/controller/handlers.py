@@ -139,16 +139,11 @@ async def _reconcile_build(state: Memo, namespace: str, name: str) -> float | No
     before = build.get("status") or {}
     if result.status != before:
         await state.engine.kube.patch_status(BUILDS, namespace, name, result.status)
-        if result.status.get("phase") != before.get("phase") or result.status.get("subState") != before.get(
-            "subState"
-        ):
-            log.info(
-                "build %s/%s: %s/%s",
-                namespace,
-                name,
-                result.status.get("phase"),
-                result.status.get("subState"),
-            )
+        phase, sub = result.status.get("phase"), result.status.get("subState")
+        if phase != before.get("phase") or sub != before.get("subState"):
+            log.info("build %s/%s: %s/%s", namespace, name, phase, sub)
+        if phase != before.get("phase") and phase != "Queued":
+            await templates.record_last_build(state.engine.kube, build, result.status)
     _emit(build, result.events)
     return result.requeue
 

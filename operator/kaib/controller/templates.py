@@ -14,7 +14,7 @@ from typing import Any
 from kaib.api.defaults import source_summary, topology
 from kaib.api.manifest import InvalidManifest, parse_template_spec
 from kaib.controller import conditions as c
-from kaib.controller.kube import BUILDS, GROUP, VERSION, Kube
+from kaib.controller.kube import BUILDS, GROUP, TEMPLATES, VERSION, Kube
 
 ACTIVE = frozenset({"", "Queued", "Running", "Canceling"})
 
@@ -93,3 +93,19 @@ async def cancel_builds(kube: Kube, namespace: str, template: str) -> list[str]:
             await kube.patch(BUILDS, namespace, name, {"spec": {"cancel": True}})
         active.append(name)
     return active
+
+
+async def record_last_build(kube: Kube, build: Mapping[str, Any], status: Mapping[str, Any]) -> None:
+    """The template's status.lastBuild: the build that last started or finished (best effort)."""
+    meta = build["metadata"]
+    template = ((build.get("spec") or {}).get("templateRef") or {}).get("name")
+    if not template:
+        return
+    last = {"name": meta["name"], "phase": status.get("phase")}
+    for key in ("startTime", "endTime"):
+        if status.get(key):
+            last[key] = status[key]
+    try:
+        await kube.patch_status(TEMPLATES, meta["namespace"], str(template), {"lastBuild": last})
+    except Exception:  # the template may be gone; the build's own status is what matters
+        return
