@@ -59,7 +59,7 @@ def _clear(problems: list[tuple[str, str]]) -> None:
         assert "Traceback" not in message and "<class" not in message, message
 
 
-@fuzz_settings(250)
+@fuzz_settings(200)
 @given(gen.templates())
 def test_valid_templates_pass(manifest: dict[str, Any]) -> None:
     COUNTS["valid template"] += 1
@@ -73,7 +73,7 @@ def test_valid_builds_pass(manifest: dict[str, Any]) -> None:
     assert validate_manifest(manifest) == []
 
 
-@fuzz_settings(400)
+@fuzz_settings(350)
 @given(gen.invalid_templates())
 def test_each_mutation_is_rejected_naming_its_field(case: gen.Invalid) -> None:
     COUNTS["invalid template"] += 1
@@ -93,7 +93,7 @@ def test_each_build_mutation_is_rejected_naming_its_field(case: gen.Invalid) -> 
     assert case.named_by(_paths(problems)), (case.mutation, case.path, problems)
 
 
-@fuzz_settings(200)
+@fuzz_settings(150)
 @given(gen.junk_templates())
 def test_arbitrary_json_anywhere_never_crashes(junk: tuple[dict[str, Any], str]) -> None:
     COUNTS["junk template"] += 1
@@ -108,7 +108,7 @@ def test_arbitrary_json_anywhere_never_crashes(junk: tuple[dict[str, Any], str])
         assert problems == []
 
 
-@fuzz_settings(120)
+@fuzz_settings(100)
 @given(st.one_of(gen.templates(), gen.invalid_templates().map(lambda c: c.manifest)))
 def test_the_command_reads_exactly_what_was_written(manifest: dict[str, Any]) -> None:
     """`kaib validate FILE` on the YAML of a manifest: the same problems as on the dict itself."""
@@ -129,7 +129,7 @@ def test_the_command_reads_exactly_what_was_written(manifest: dict[str, Any]) ->
 _YAML_SCALARS = ["2026-01-02", "1e3", "0x1f", "~", "yes", "!!binary aGk=", "&a [*a]", "{a: 1}: b", "- - -"]
 
 
-@fuzz_settings(150)
+@fuzz_settings(100)
 @given(
     st.one_of(
         st.text(),
@@ -150,7 +150,7 @@ def test_the_command_never_crashes_on_any_text(text: str) -> None:
             assert line.startswith(f"{file}: ") and line.count(": ") >= 2, line
 
 
-@fuzz_settings(100)
+@fuzz_settings(80)
 @given(st.binary(max_size=200))
 def test_the_commands_never_crash_on_any_bytes(content: bytes) -> None:
     COUNTS["kaib validate/convert any bytes"] += 1
@@ -192,7 +192,7 @@ def _without_identity_details(spec: dict[str, Any]) -> dict[str, Any]:
     return spec
 
 
-@fuzz_settings(200)
+@fuzz_settings(150)
 @given(gen.templates())
 def test_aib_json_round_trip_is_the_identity(manifest: dict[str, Any]) -> None:
     COUNTS["aib round trip"] += 1
@@ -212,7 +212,7 @@ def test_aib_json_round_trip_is_the_identity(manifest: dict[str, Any]) -> None:
     assert spec_with_defaults(back["spec"]) == spec_with_defaults(_without_identity_details(spec))
 
 
-@fuzz_settings(100)
+@fuzz_settings(80)
 @given(gen.template_updates())
 def test_update_rules_never_crash(pair: tuple[dict[str, Any], dict[str, Any]]) -> None:
     COUNTS["template update"] += 1
@@ -228,7 +228,7 @@ def test_update_rules_never_crash(pair: tuple[dict[str, Any], dict[str, Any]]) -
 _AIB_RESOURCES = gen.templates().map(lambda m: manifest_to_aib(m))
 
 
-@fuzz_settings(300)
+@fuzz_settings(200)
 @given(gen.junk_in(_AIB_RESOURCES, ""))
 def test_kaib_convert_of_any_aib_json_never_crashes(junk: tuple[dict[str, Any], str]) -> None:
     """Any JSON anywhere in an AIB template: a valid manifest, or InvalidManifest naming paths."""
@@ -247,7 +247,7 @@ _STEP = re.compile(r"^(customize|validate) step (\d+) \((\w+)\)")
 
 @pytest.mark.parametrize("os_type", ["Linux", "Windows", None])
 def test_renderer_never_crashes(os_type: str | None) -> None:
-    @fuzz_settings(100)
+    @fuzz_settings(80)
     @given(gen.template_specs(os_type=os_type))
     def check(spec: dict[str, Any]) -> None:
         COUNTS[f"render {os_type or 'any OS'}"] += 1
@@ -270,7 +270,7 @@ def test_renderer_never_crashes(os_type: str | None) -> None:
 
 @pytest.mark.parametrize("shape", ["NoVNet", "SubnetOnly", "SubnetAndACI"])
 def test_summaries_of_valid_specs(shape: str) -> None:
-    @fuzz_settings(40)
+    @fuzz_settings(30)
     @given(gen.template_specs(topology=shape))
     def check(spec: dict[str, Any]) -> None:
         COUNTS["summaries"] += 1
