@@ -131,3 +131,16 @@ def test_timeout_counts_from_start_with_aib_default_of_240_minutes() -> None:
     assert timed_out("2000-01-01T00:00:00Z", 6)
     assert timed_out("2000-01-01T00:00:00Z", None)
     assert not timed_out("2999-01-01T00:00:00Z", 6)
+
+
+def test_with_watched_namespaces_only_those_are_listed() -> None:
+    objs = objects(build("a", template="x", phase="Running"), build("b", template="y", phase="Queued"))
+    objs[("imagebuilds", "elsewhere", "c")] = {
+        **build("c", phase="Running"),
+        "metadata": {**build("c")["metadata"], "namespace": "elsewhere"},
+    }
+    kube = FakeKube(objs)
+    eng = Engine(AzureClients.from_env({}), kube, EngineSettings(max_active=2, namespaces=("ns",)))  # type: ignore[arg-type]
+    run = engine.Run(eng, objs[("imagebuilds", "ns", "b")], None)  # type: ignore[arg-type]
+    assert asyncio.run(engine._blocker(run)) is None  # 'c' elsewhere does not count toward the limit
+    assert EngineSettings.from_env(fast=True, env={}, namespaces=("team-*",)).namespaces == ()

@@ -142,7 +142,11 @@ async def _queued(run: Run, cancel: bool) -> Advance:
 
 async def _blocker(run: Run) -> str | None:
     """Why this build must wait: another build of its template is active or ahead, or the global limit."""
-    builds = await run.engine.kube.list(BUILDS)
+    namespaces = run.engine.settings.namespaces
+    if namespaces:  # namespaced RBAC: list only what the operator watches
+        builds = [b for ns in namespaces for b in await run.engine.kube.list(BUILDS, ns)]
+    else:
+        builds = await run.engine.kube.list(BUILDS)
     me = run.build["metadata"]
     active = [b for b in builds if ((b.get("status") or {}).get("phase")) in ACTIVE]
     if len(active) >= run.engine.settings.max_active:

@@ -30,10 +30,15 @@ class EngineSettings:
     max_active: int = 10  # builds Running or Canceling at once, across all templates
     builder_image: str = DEFAULT_BUILDER_IMAGE
     builder_command: tuple[str, ...] = ()
+    namespaces: tuple[str, ...] = ()  # watched namespaces (no globs); empty: cluster-wide
 
     @classmethod
     def from_env(
-        cls, fast: bool, max_active: int = 10, env: Mapping[str, str] | None = None
+        cls,
+        fast: bool,
+        max_active: int = 10,
+        env: Mapping[str, str] | None = None,
+        namespaces: tuple[str, ...] = (),
     ) -> EngineSettings:
         """`fast` for the sandbox: sub-second latencies deserve sub-second polls."""
         env = os.environ if env is None else env
@@ -46,6 +51,8 @@ class EngineSettings:
             max_active=max_active,
             builder_image=env.get("KAIB_BUILDER_IMAGE", DEFAULT_BUILDER_IMAGE),
             builder_command=command,
+            # Globs cannot be listed one by one: then list cluster-wide (and need the RBAC for it).
+            namespaces=() if any(c in "".join(namespaces) for c in "*?[!") else namespaces,
         )
 
 
