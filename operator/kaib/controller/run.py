@@ -16,6 +16,7 @@ from typing import Any
 import kopf
 
 from kaib.azure.clients import AzureClients
+from kaib.controller import sweeper
 from kaib.controller.handlers import Memo, register
 from kaib.controller.kube import Kube, load_api_client
 from kaib.controller.run_context import Engine, EngineSettings
@@ -51,6 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--kubeconfig", default=os.environ.get("KUBECONFIG"), help="default: $KUBECONFIG or in-cluster"
     )
+    sweeper.add_arguments(parser)
     parser.add_argument("-v", "--verbose", action="store_true")
 
 
@@ -82,6 +84,7 @@ async def serve(args: argparse.Namespace) -> None:
     registry = kopf.OperatorRegistry()
     register(registry)
     namespaces: list[Any] = list(args.namespace)
+    sweeping = sweeper.start(azure, kube, sweeper.settings_from_args(args), engine_settings.step)
     try:
         await kopf.operator(
             registry=registry,
@@ -95,6 +98,8 @@ async def serve(args: argparse.Namespace) -> None:
             liveness_endpoint=args.liveness or None,
         )
     finally:
+        if sweeping is not None:
+            sweeping.cancel()
         await azure.close()
 
 
