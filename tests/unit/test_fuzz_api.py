@@ -33,7 +33,7 @@ from kaib.api import (
 )
 from kaib.api.validate_cli import check_file
 from kaib.cli import main as kaib
-from kaib.packer import RenderError, render_build
+from kaib.packer import RenderError, hcl, render_build
 from tests import strategies as gen
 from tests.strategies import CaseCounter, fuzz_settings
 from tests.unit.api_cases import IDENTITY, IMAGE, build, patched, template
@@ -264,6 +264,54 @@ def test_renderer_never_crashes(os_type: str | None) -> None:
         assert build.phases[-1].name == "deprovision"
         if os_type:
             assert build.os_type == os_type
+
+    check()
+
+
+def _carried(item: dict[str, Any], phase: Any) -> list[str]:
+    """The strings of one step that the rendered phase does not carry exactly (should be none)."""
+    template, downloads = phase.template, {d.url for d in phase.downloads}
+    contents = [content for _, content in phase.files]
+    missing = []
+    if item.get("inline") is not None:
+        lines = item["inline"]
+        as_script = "\n".join(lines) + "\n"
+        if not all(hcl.quote(line) in template for line in lines) and not any(
+            as_script in c for c in contents
+        ):
+            missing.append("inline")
+    for field in ("scriptUri", "sourceUri"):
+        if field in item and item[field] not in downloads:
+            missing.append(field)
+    fields = ("destination", "restartCommand", "restartCheckCommand", "restartTimeout", "searchCriteria")
+    missing += [f for f in fields if item.get(f) and hcl.quote(item[f]) not in template]
+    missing += ["filters" for f in item.get("filters") or [] if hcl.quote(f) not in template]
+    return missing
+
+
+@pytest.mark.parametrize("os_type", ["Linux", "Windows"])
+def test_rendered_templates_carry_every_string_exactly(os_type: str) -> None:
+    """Hostile strings reach the template (HCL-quoted), a generated script, or a download, unchanged."""
+
+    has_steps = lambda s: bool(s.get("customize") or (s.get("validate") or {}).get("inVMValidations"))  # noqa: E731
+
+    @fuzz_settings(60)
+    @given(gen.template_specs(os_type=os_type).filter(has_steps))
+    def check(spec: dict[str, Any]) -> None:
+        COUNTS[f"render exactly {os_type}"] += 1
+        try:
+            build = render_build(spec)
+        except RenderError:
+            return
+        phases = {p.name: p for p in build.phases}
+        validate = spec.get("validate") or {}
+        steps = {"validate": validate.get("inVMValidations") or []}
+        if not validate.get("sourceValidationOnly"):
+            steps["customize"] = spec.get("customize") or []
+        for name, items in steps.items():
+            for index, item in enumerate(items, start=1):
+                COUNTS[f"render exactly {os_type}: steps checked"] += 1
+                assert not _carried(item, phases[name]), (name, index, _carried(item, phases[name]))
 
     check()
 
