@@ -866,3 +866,25 @@ def test_windows_build_uses_winrm_credentials_and_reports_last_build(
     ns = next(r for r in [status["logs"]["command"].rsplit(" ", 1)[-1]])
     last = get(kube, ns, "imagetemplate", "win")["status"]["lastBuild"]
     assert last["name"] == "b" and last["phase"] == "Succeeded" and last["endTime"] == status["endTime"]
+
+
+@pytest.mark.parametrize(
+    "when", ["Microsoft.Network/networkSecurityGroups", "Microsoft.Network/networkInterfaces", "distribute"]
+)
+def test_cancel_at_each_step_cleans_up(
+    kube: Kube, outcomes: SandboxHandle, operator: Operator, images_group: str, when: str
+) -> None:
+    sandbox = outcomes
+    sandbox.set_latency(scale=FAST_SCALE * 10)
+    sandbox.add_outcome("*", exitCode=0, seconds=0.5 / (FAST_SCALE * 10))
+    ns = kube.namespace(f"cxl-{uuid.uuid4().hex[:6]}")
+    apply(kube, ns, template("t", sandbox, images_group), build("b", "t"))
+    bid = build_id_of(kube, ns, "b", operator)
+    if when == "distribute":
+        wait_substate(kube, operator, ns, "b", "Distributing")
+    else:
+        wait_for(f"a {when}", lambda: when in {r["type"] for r in owned(sandbox, bid)}, 60, operator)
+    kube.kubectl("patch", "-n", ns, "imagebuild", "b", "--type=merge", "-p", '{"spec": {"cancel": true}}')
+    done = wait_phase(kube, operator, ns, "b", {"Succeeded", "Failed", "Canceled"}, timeout=60)
+    assert done["status"]["phase"] == "Canceled", done["status"]["message"]
+    assert_nothing_left(sandbox, bid)

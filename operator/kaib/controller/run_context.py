@@ -16,6 +16,7 @@ from kaib.azure.clients import AzureClients, ServiceClients
 from kaib.azure.context import BuildContext
 from kaib.azure.naming import BuildNames, Owner
 from kaib.azure.spec import ResourceSpec, parse_resource_id
+from kaib.controller.blobs import LogStore, log_store
 from kaib.controller.buildstatus import BuildStatus
 from kaib.controller.kube import Kube
 
@@ -62,6 +63,8 @@ class Engine:
     kube: Kube
     settings: EngineSettings
     admission: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Storage endpoint and key per account: read once, not on every poll of the builder.
+    log_stores: dict[str, LogStore] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -140,6 +143,14 @@ class Run:
             owner=self.owner,
             managed_tags=dict(self.spec.get("managedResourceTags") or {}),
         )
+
+    async def log_store(self, account: str) -> LogStore:
+        key = f"{self.subscription_id}/{self.staging_group}/{account}".lower()
+        store = self.engine.log_stores.get(key)
+        if store is None:
+            store = await log_store(self.clients, self.staging_group, account)
+            self.engine.log_stores[key] = store
+        return store
 
     def event(self, reason: str, message: str, warning: bool = False) -> None:
         self.events.append(Event("Warning" if warning else "Normal", reason, message))

@@ -415,7 +415,7 @@ async def builder(run: Run) -> StepResult:
     if not host:
         return StepResult.wait(run.settings.requeue, "waiting for the build VM's private address")
     logs = run.status.data.get("logs") or {}
-    store = await blobs.log_store(run.clients, run.staging_group, str(logs.get("storageAccount")))
+    store = await run.log_store(str(logs.get("storageAccount")))
     secret = await run.engine.kube.read_secret(run.namespace, secret_name(run.name)) or {}
     acc = await access(run)
     # The operator renders the Packer plan; the agent only runs it (DESIGN.md step 6).
@@ -503,10 +503,11 @@ async def follow(run: Run) -> Progress | StepResult:
     result_json = None
     logs = run.status.data.get("logs") or {}
     try:
-        store = await blobs.log_store(run.clients, run.staging_group, str(logs.get("storageAccount")))
+        store = await run.log_store(str(logs.get("storageAccount")))
         result_json = await store.read_json(run.build_id, "result.json")
     except Exception as exc:  # logs are best effort: the exit code still decides
         log.info("cannot read result.json of %s: %s", run.build_id, exc)
+        run.engine.log_stores.clear()  # perhaps a rotated key: read it again next time
     terminated = state.terminated and state.exit_code is not None
     return Progress(terminated, blobs.parse_result(result_json, state.exit_code if terminated else None))
 
