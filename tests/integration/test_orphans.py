@@ -169,6 +169,9 @@ def test_sweeper_deletes_orphans_in_order_and_never_touches_live_owners(
     live_group = staging_group_name(ns, "live", live_tpl["metadata"]["uid"])
     live_owner = Owner(ns, "live", "live-1", build_id(live_build["metadata"]["uid"]))
     live_ids = make_build_network(sandbox, live_group, live_owner, managed_group=True)
+    # An orphan in the live template's group: a build of it whose ImageBuild is gone.
+    ghost_owner = Owner(ns, "live", "ghost-1", build_id(str(uuid.uuid4())))
+    ghost_ids = make_build_network(sandbox, live_group, ghost_owner, managed_group=True)
     # Orphans: a build of a template that are both gone, in the template's created group.
     gone_group = staging_group_name(ns, "gone", str(uuid.uuid4()))
     gone_owner = Owner(ns, "gone", "gone-1", build_id(str(uuid.uuid4())))
@@ -204,17 +207,20 @@ def test_sweeper_deletes_orphans_in_order_and_never_touches_live_owners(
     }
     seen = orphans.Sightings()
     first = asyncio.run(sweep(3600.0, seen))
-    assert first.removed == () and len(first.waiting) == 4, first  # 3 resources + the group, in grace
+    assert first.removed == () and len(first.waiting) == 7, first  # 6 resources + a group, in grace
     assert present(sandbox, [*gone_ids, gone_group_id]) == {i.lower() for i in [*gone_ids, gone_group_id]}
     done = asyncio.run(sweep(0.0, seen))
-    assert [o.resource.id.lower() for o in done.removed] == [i.lower() for i in [*gone_ids, gone_group_id]]
-    assert present(sandbox, [*gone_ids, gone_group_id]) == set()
+    swept = [*gone_ids, *ghost_ids, gone_group_id]
+    assert sorted(o.resource.id.lower() for o in done.removed) == sorted(i.lower() for i in swept)
+    assert present(sandbox, swept) == set()
+    live_group_id = f"/subscriptions/{sandbox.subscription_id}/resourceGroups/{live_group}"
+    assert present(sandbox, [live_group_id]) == {live_group_id.lower()}
     assert present(sandbox, live_ids) == {i.lower() for i in live_ids}, (
         "a live build's resources were touched"
     )
     assert present(sandbox, foreign_ids) == {i.lower() for i in foreign_ids}
     for type_, count in before.items():
-        assert removed_count(type_) == count + 1, type_
+        assert removed_count(type_) == count + (1 if "resourceGroups" in type_ else 2), type_
     # The deletes went in dependency order: NIC, then VNet, then NSG, then the group.
     deletes = [
         r["path"].split("?")[0].lower()
@@ -230,7 +236,13 @@ def test_sweeper_deletes_orphans_in_order_and_never_touches_live_owners(
     ), deletes
     events = json.loads(kube.kubectl("get", "events", "-n", ns, "-o", "json").stdout)["items"]
     mine = [e for e in events if e["reason"] == "OrphansRemoved"]
-    assert {(e["involvedObject"]["kind"], e["involvedObject"]["name"]) for e in mine} == {("Namespace", ns)}
+    on = {(e["involvedObject"]["kind"], e["involvedObject"]["name"]): e["message"] for e in mine}
+    # Owners gone with their template: on the Namespace; the ghost build's: on its live template.
+    assert (
+        f"ImageBuild {ns}/gone-1" in on[("Namespace", ns)]
+        or f"ImageTemplate {ns}/gone" in on[("Namespace", ns)]
+    )
+    assert f"ImageBuild {ns}/ghost-1" in on[("ImageTemplate", "live")], on
     text = " ".join(e["message"] for e in mine)
     assert f"ImageBuild {ns}/gone-1" in text and f"ImageTemplate {ns}/gone" in text, text
 

@@ -68,14 +68,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--orphan-interval",
         type=parse_duration,
-        default=float(env.get("KAIB_ORPHAN_INTERVAL_SECONDS") or DEFAULT_INTERVAL),
+        default=env.get("KAIB_ORPHAN_INTERVAL_SECONDS") or str(DEFAULT_INTERVAL),  # parsed by `type`
         help="how often to look for orphaned Azure resources, e.g. 5m; 0 turns the sweeper off "
         "(env KAIB_ORPHAN_INTERVAL_SECONDS; default 300 s)",
     )
     parser.add_argument(
         "--orphan-grace",
         type=parse_duration,
-        default=float(env.get("KAIB_ORPHAN_GRACE_SECONDS") or DEFAULT_GRACE),
+        default=env.get("KAIB_ORPHAN_GRACE_SECONDS") or str(DEFAULT_GRACE),
         help="delete an orphan only after it has been seen orphaned this long, e.g. 15m "
         "(env KAIB_ORPHAN_GRACE_SECONDS; default 900 s)",
     )
@@ -131,14 +131,13 @@ class Sweeper:
         resources: list[Found] = []
         groups: list[Found] = []
         for sub in subscriptions:
-            clients = self.azure.for_subscription(sub)
-            resources += [
-                Found.of(to_rest(r) or {}) async for r in clients.resource.resources.list(filter=TAG_FILTER)
-            ]
-            groups += [
-                Found.of(to_rest(g) or {})
-                async for g in clients.resource.resource_groups.list(filter=TAG_FILTER)
-            ]
+            try:
+                found = await self._tagged(sub)
+            except Exception as exc:  # not looking there only means finding no orphans there
+                log.warning("orphan sweeper: cannot list subscription %s, skipped: %s", sub, exc)
+                continue
+            resources += found[0]
+            groups += found[1]
         # Kubernetes after Azure: an owner that made a listed resource shows up here unless it is gone.
         builds, templates = await self._live_objects()
         live = orphans.live_objects(builds, templates, self.azure.settings.default_subscription_id or "")
@@ -179,6 +178,13 @@ class Sweeper:
         for tpl in templates:
             subs.add(str(((tpl.get("spec") or {}).get("azure") or {}).get("subscriptionId") or ""))
         return sorted(s for s in subs if s)
+
+    async def _tagged(self, sub: str) -> tuple[list[Found], list[Found]]:
+        """Resources and resource groups carrying kaib's ownership tag in one subscription."""
+        resource = self.azure.for_subscription(sub).resource
+        resources = [Found.of(to_rest(r) or {}) async for r in resource.resources.list(filter=TAG_FILTER)]
+        groups = [Found.of(to_rest(g) or {}) async for g in resource.resource_groups.list(filter=TAG_FILTER)]
+        return resources, groups
 
     async def _contents(self, key: str) -> list[Found]:
         sub, _, group = key.partition("/")
