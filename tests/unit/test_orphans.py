@@ -306,3 +306,78 @@ def test_a_sweep_that_cannot_list_kubernetes_deletes_nothing() -> None:
     s = sweeper.Sweeper(NoAzure(), FailingKube(), sweeper.SweeperSettings(grace=0))  # type: ignore[arg-type]
     with pytest.raises(RuntimeError, match="apiserver"):
         asyncio.run(s.sweep_once())
+
+
+# -- the sweep's I/O order, with fakes ------------------------------------------------------------------
+
+
+class Pages:
+    def __init__(self, items: list[dict[str, Any]]) -> None:
+        self.items = items
+
+    def __aiter__(self) -> Any:
+        async def gen() -> Any:
+            for item in self.items:
+                yield item
+
+        return gen()
+
+
+class FakeResource:
+    def __init__(self, resources: list[Found], groups: list[Found], calls: list[str]) -> None:
+        self.resources = self
+        self.resource_groups = _Groups(groups, calls)
+        self._found, self.calls = resources, calls
+
+    def list(self, filter: str = "") -> Pages:
+        self.calls.append("azure")
+        return Pages([{"id": f.id, "type": f.type, "tags": dict(f.tags)} for f in self._found])
+
+    def list_by_resource_group(self, group: str) -> Pages:
+        return Pages(
+            [{"id": f.id, "type": f.type, "tags": dict(f.tags)} for f in self._found if f.group == group]
+        )
+
+
+class _Groups:
+    def __init__(self, groups: list[Found], calls: list[str]) -> None:
+        self.groups, self.calls = groups, calls
+
+    def list(self, filter: str = "") -> Pages:
+        return Pages([{"id": g.id, "type": g.type, "tags": dict(g.tags)} for g in self.groups])
+
+
+class FakeAzure:
+    def __init__(self, resources: list[Found], groups: list[Found], calls: list[str]) -> None:
+        self.settings = type("S", (), {"default_subscription_id": SUB})()
+        self.resource = FakeResource(resources, groups, calls)
+
+    def for_subscription(self, sub: str | None = None) -> Any:
+        return self
+
+
+class RacingKube:
+    """A build created just after the first listing: it made its resources before Azure was listed."""
+
+    core: Any = None
+
+    def __init__(self, calls: list[str]) -> None:
+        self.calls = calls
+
+    async def list(self, plural: str, namespace: str | None = None) -> list[dict[str, Any]]:
+        self.calls.append(f"kube:{plural}")
+        if plural == "imagebuilds" and "azure" in self.calls:
+            return [build_obj("b1", "uid-new")]
+        return [template_obj()] if plural == "imagetemplates" else []
+
+
+def test_kubernetes_is_listed_after_azure_so_a_new_build_is_never_an_orphan() -> None:
+    calls: list[str] = []
+    s = sweeper.Sweeper(
+        FakeAzure(build_resources("uid-new"), [], calls),  # type: ignore[arg-type]
+        RacingKube(calls),  # type: ignore[arg-type]
+        sweeper.SweeperSettings(grace=0),
+    )
+    report = asyncio.run(s.sweep_once())
+    assert report.removed == () and report.waiting == () and report.failed == ()
+    assert calls.index("azure") < max(i for i, c in enumerate(calls) if c == "kube:imagebuilds")
