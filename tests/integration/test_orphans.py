@@ -431,11 +431,37 @@ def test_orphans_of_objects_deleted_while_the_operator_was_down_are_swept(
         forget(kube, ns, "imagetemplate", "gone")
 
         op.start()
+        # A template deleted the normal way (operator up) whose status never recorded its staging group:
+        # the state a crash leaves between the group's creation and the template status write.
+        early = create_object(
+            kube, {**image_template("early", sandbox), "metadata": {"name": "early", "namespace": ns}}
+        )
+        early_group = staging_group_name(ns, "early", early["metadata"]["uid"])
+        early_owner = Owner(ns, "early")
+        sandbox.client(ResourceManagementClient).resource_groups.create_or_update(
+            early_group, {"location": LOCATION, "tags": early_owner.tags(aib_tags(early_owner, False))}
+        )
+        op.wait_for(
+            "early handled (finalizer and status)",
+            lambda: (
+                (t := get(kube, ns, "imagetemplate", "early"))["metadata"].get("finalizers")
+                and (t.get("status") or {}).get("conditions")
+            ),
+        )
+        kube.kubectl("delete", "-n", ns, "imagetemplate", "early", "--wait=true", "--timeout=30s")
         op.wait_for(
             "the orphans to be swept",
-            lambda: not (tagged(sandbox, "kaib.dev/build-id", gone_bid) | in_group(sandbox, gone_group)),
+            lambda: (
+                not (
+                    tagged(sandbox, "kaib.dev/build-id", gone_bid)
+                    | in_group(sandbox, gone_group)
+                    | in_group(sandbox, early_group)
+                )
+            ),
             timeout=90,
         )
+        # Only the sweeper removed it: the template's own finalizer left it behind (see the report).
+        assert f"left behind by ImageTemplate {ns}/early" in op.log()
         # Sweeps keep running (every second, 2 s grace): the live build's resources must outlast several.
         time.sleep(4)
         assert in_group(sandbox, kept_group) == kept, "a live build's resources were touched"
