@@ -362,7 +362,7 @@ def _script(kind: str, hostile: bool) -> st.SearchStrategy[Spec]:
         common["validExitCodes"] = st.lists(INT64, max_size=3)
     body = st.one_of(
         st.fixed_dictionaries({"scriptUri": uri(hostile)}),
-        st.fixed_dictionaries({"inline": st.lists(long_text(hostile), max_size=3)}),
+        st.fixed_dictionaries({"inline": st.lists(long_text(hostile), min_size=1, max_size=3)}),
     )
     step = _opt({"type": st.just(kind)}, common)
     return st.builds(lambda s, b: {**s, **b}, step, body)

@@ -20,9 +20,12 @@ from typing import Any
 import pytest
 from hypothesis import given
 
+from kaib.api import validate_manifest
 from kaib.packer import RenderError, render_build, write_build
+from kaib.packer.model import OsType
 from tests import strategies as gen
 from tests.strategies import CaseCounter, fuzz_settings
+from tests.unit.api_cases import patched, template
 
 PACKER = shutil.which("packer")
 pytestmark = pytest.mark.skipif(
@@ -60,22 +63,13 @@ def _without_windows_update(spec: dict[str, Any]) -> dict[str, Any]:
     return {**spec, "customize": steps} if "customize" in spec else spec
 
 
-# KNOWN DEFECT (reported, issue 8): `inline: []` passes the API (the CRD and `kaib validate` count an
-# empty list as given) and the renderer writes `inline = []`, which Packer refuses ("Either a script
-# file or inline script must be specified") when the build runs. Pinned here so that a fix in either
-# place (minItems 1, or a RenderError) makes this test fail and this exception be removed.
+# Fixed defect (issue 8): `inline: []` passed the API and Packer refused it only when the build ran
+# ("Either a script file or inline script must be specified"). The API now requires an item.
 EMPTY_INLINE_ERROR = "Either a script file or inline script must be specified"
 # KNOWN DEFECT (reported): a download's local name is the URL's last path segment, unbounded, so a
 # long sourceUri/scriptUri gives a file name the agent cannot create (ENAMETOOLONG). Such templates
 # are counted and not validated.
 NAME_MAX = 255
-
-
-def _phases_with_empty_inline(spec: dict[str, Any]) -> set[str]:
-    validate = spec.get("validate") or {}
-    steps = {"customize.pkr.hcl": spec.get("customize") or [],
-             "validate.pkr.hcl": validate.get("inVMValidations") or []}  # fmt: skip
-    return {template for template, items in steps.items() if any(s.get("inline") == [] for s in items)}
 
 
 def _has_steps(spec: dict[str, Any]) -> bool:
@@ -110,13 +104,28 @@ def test_packer_validates_every_rendering(os_type: str, ssh_key: Path) -> None:
             templates = [p.template_path for p in build.phases if p.name != "deprovision"]
             COUNTS[f"{os_type} template: known defect, download name too long"] += len(unwritable)
             templates = [t for t in templates if t not in unwritable]
-            known = _phases_with_empty_inline(spec)
             for template, result in POOL.map(lambda t: _validate(workdir, t, extra), templates):
                 COUNTS[f"{os_type} template validated"] += 1
-                if template in known:
-                    COUNTS[f"{os_type} template validated: known defect, empty inline"] += 1
-                    assert result.returncode != 0 and EMPTY_INLINE_ERROR in result.stdout, result.stdout
-                    continue
                 assert result.returncode == 0, f"{template}:\n{result.stdout}{result.stderr}\nspec: {spec!r}"
 
     check()
+
+
+@pytest.mark.parametrize(("kind", "os_type"), [("Shell", "Linux"), ("PowerShell", "Windows")])
+def test_empty_inline_is_refused_by_the_api_not_at_build_time(
+    kind: str, os_type: OsType, ssh_key: Path
+) -> None:
+    step = {"type": kind, "inline": []}
+    as_customizer = patched(template(), {"spec.customize": [step]})
+    as_validator = patched(template(), {"spec.validate": {"inVMValidations": [step]}})
+    assert [path for path, _ in validate_manifest(as_customizer)] == ["spec.customize[0].inline"]
+    assert [path for path, _ in validate_manifest(as_validator)] == [
+        "spec.validate.inVMValidations[0].inline"
+    ]
+    # Why it must be refused there: Packer refuses it too, but only when the build runs.
+    extra = ["-var", f"ssh_private_key_file={ssh_key}"] if os_type == "Linux" else []
+    with tempfile.TemporaryDirectory() as tmp:
+        build = render_build({"customize": [step]}, os_type=os_type)
+        write_build(build, Path(tmp))
+        _, result = _validate(Path(tmp), build.phases[0].template_path, extra)
+    assert result.returncode != 0 and EMPTY_INLINE_ERROR in result.stdout, result.stdout

@@ -132,6 +132,12 @@ CASES = [
         "spec.validate.inVMValidations[0].type",
     ),
     Case("inline-not-a-list", {"spec.customize[0].inline": "echo hi"}, "spec.customize[0].inline"),
+    Case("inline-empty", {"spec.customize[0].inline": []}, "spec.customize[0].inline"),
+    Case(
+        "validator-inline-empty",
+        {"spec.validate": {"inVMValidations": [{"type": "PowerShell", "inline": []}]}},
+        "spec.validate.inVMValidations[0].inline",
+    ),
     # network
     Case(
         "aci-subnet-without-subnet",

@@ -119,7 +119,8 @@ class Script(ApiModel):
     name: Short | None = Field(None, description="Friendly name of the step")
     scriptUri: Id | None = Field(None, description="URL of the script (exactly one of scriptUri, inline)")
     sha256Checksum: Short | None = Field(None, description="SHA256 of the script at scriptUri [Default: '']")
-    inline: Annotated[list[Text], Field(max_length=1000)] | None = Field(
+    # At least one command: Packer refuses an empty `inline` only when the build runs.
+    inline: Annotated[list[Text], Field(min_length=1, max_length=1000)] | None = Field(
         None, description="Commands to run (exactly one of scriptUri, inline)"
     )
 
