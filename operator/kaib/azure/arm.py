@@ -206,3 +206,11 @@ class VirtualMachines:
             return CompletedOperation(None)
 
         return begin
+
+
+async def list_names(result: Any) -> list[str]:
+    """The `name`s of an SDK list result: an async pager, or a coroutine of a list."""
+    if hasattr(result, "__aiter__"):
+        return [str((to_rest(item) or {}).get("name")) async for item in result]
+    items = await result if hasattr(result, "__await__") else result
+    return [str((to_rest(item) or {}).get("name")) for item in items or []]

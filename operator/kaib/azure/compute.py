@@ -186,3 +186,11 @@ def next_version(existing: list[str], major: int = -1) -> str:
         return f"{max(major, 0)}.0.1"
     a, b, c = max(parsed)
     return f"{a}.{b}.{c + 1}"
+
+
+def version_key(version: str) -> tuple[int, ...]:
+    """Sort key of a dotted version; anything else sorts first."""
+    try:
+        return tuple(int(x) for x in version.split("."))
+    except ValueError:
+        return (-1,)

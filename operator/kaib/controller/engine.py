@@ -21,11 +21,11 @@ from typing import Any
 from kaib.api.defaults import spec_hash
 from kaib.azure.async_step import now_rfc3339
 from kaib.azure.naming import build_id
-from kaib.controller import steps
+from kaib.controller import distribution, preflight, staging, steps
 from kaib.controller.buildstatus import BuildStatus
 from kaib.controller.kube import BUILDS, TEMPLATES
 from kaib.controller.run_context import Engine, Event, Run
-from kaib.controller.steps import StepResult
+from kaib.controller.stepresult import StepResult
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +34,12 @@ MAX_CHAINED = 12  # bound on the rounds of work in one call (a failure then the 
 
 StepFn = Callable[[Run], Awaitable[StepResult]]
 SIMPLE_STEPS: dict[str, StepFn] = {
-    "preflight": steps.preflight,
-    "staging": steps.staging,
+    "preflight": preflight.preflight,
+    "staging": staging.staging,
     "network": steps.network,
     "buildvm": steps.buildvm,
     "builder": steps.builder,
-    "distribute": steps.distribute,
+    "distribute": distribution.distribute,
 }
 STARTED = {
     "preflight": "checking references, providers and quotas",
@@ -346,7 +346,7 @@ async def delete(engine: Engine, build: Mapping[str, Any]) -> Advance:
         return Advance(status.data, None)  # never started: nothing in Azure
     if not status.data.get("stagingResourceGroup"):
         # Started, but the staging group was not recorded (a crash mid-step): find it the way staging does.
-        group = await steps.find_staging_group(run)
+        group = await staging.find_staging_group(run)
         if group is None:
             return Advance(status.data, None)
         status.data["stagingResourceGroup"] = group

@@ -1,0 +1,130 @@
+"""Distribution: generalize the build VM once, then each distribute[] target (ManagedImage,
+SharedImage with its versioning); runOutputs record what was made.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from kaib.azure import compute
+from kaib.azure import spec as t
+from kaib.azure.arm import VirtualMachines, list_names
+from kaib.azure.async_step import action
+from kaib.azure.spec import ResourceSpec, parse_resource_id
+from kaib.controller import waves
+from kaib.controller.run_context import Run
+from kaib.controller.stepresult import StepResult, azure_problem
+
+
+async def generalize(run: Run) -> StepResult:
+    """Deallocate then generalize the build VM, once."""
+    ctx = run.ctx
+    vm = ctx.spec(t.VM, ctx.names.build_vm, {}, "buildvm")
+    vms = VirtualMachines(run.clients)
+    try:
+        codes = await vms.status_codes(vm)
+    except Exception as exc:
+        return azure_problem(run, exc, f"reading virtual machine {vm.name}")
+    if "OSState/generalized" in codes:
+        return StepResult.done()
+    if "PowerState/deallocated" not in codes:
+        saved = run.status.saved_operation(vm.id)
+        outcome = await action(vms.deallocate(vm), vm, "deallocate", saved, run.settings)
+        run.status.save_operation(vm.id, outcome.operation)
+        if outcome.state == "failed":
+            assert outcome.failure is not None
+            return StepResult.fail(outcome.failure.describe(f"deallocating {vm.name}"), outcome.failure.code)
+        if outcome.state == "waiting":
+            return StepResult.wait(outcome.requeue_after or run.settings.requeue)
+    outcome = await action(vms.generalize(vm), vm, "generalize", None, run.settings)
+    if outcome.state == "failed":
+        assert outcome.failure is not None
+        return StepResult.fail(outcome.failure.describe(f"generalizing {vm.name}"), outcome.failure.code)
+    if outcome.state == "waiting":
+        return StepResult.wait(outcome.requeue_after or run.settings.requeue)
+    return StepResult.done()
+
+
+def artifact_tags(run: Run) -> dict[str, str]:
+    # Not ownership tags: distributed images are the user's and must survive cleanup and the sweeper.
+    return {"kaib.dev/built-by": f"{run.namespace}/{run.name}", "kaib.dev/template": run.template_name}
+
+
+async def distribute(run: Run) -> StepResult:
+    result = await generalize(run)
+    if result.state != "done":
+        return result
+    ctx = run.ctx
+    vm_id = ctx.id(t.VM, ctx.names.build_vm)
+    outputs = {o.get("runOutputName"): dict(o) for o in run.status.data.get("runOutputs") or []}
+    targets: list[tuple[dict[str, Any], ResourceSpec]] = []
+    for target in run.spec.get("distribute") or []:
+        name = str(target.get("runOutputName"))
+        kind = target.get("type")
+        if kind == "ManagedImage":
+            targets.append((target, compute.managed_image(target, vm_id, artifact_tags(run))))
+        elif kind == "SharedImage":
+            version = await _gallery_version(run, target, outputs.get(name))
+            if isinstance(version, StepResult):
+                return version
+            spec = compute.gallery_image_version(target, version, vm_id, run.location, artifact_tags(run))
+            targets.append((target, spec))
+        else:
+            return StepResult.fail(
+                f"distribute {name}: {kind} distribution is not supported by this kaib version yet; "
+                "use ManagedImage or SharedImage",
+                reason="UnsupportedDistribution",
+            )
+    pending = []
+    for target, spec in targets:
+        name = str(target["runOutputName"])
+        if outputs.get(name, {}).get("provisioningState") == "Succeeded":
+            continue
+        outputs[name] = {"runOutputName": name, "artifactId": spec.id, "provisioningState": "Creating"}
+        pending.append(spec)
+    run.status.data["runOutputs"] = list(outputs.values())
+    if not pending:
+        return StepResult.done()
+    result_waves = await waves.ensure(run.status, [pending], run.ops_for, run.settings, record=False)
+    outcomes = result_waves.outcomes or {}
+    for target, spec in targets:
+        outcome = outcomes.get(spec.id)
+        if outcome is not None and outcome.state == "done":
+            outputs[str(target["runOutputName"])]["provisioningState"] = "Succeeded"
+    run.status.data["runOutputs"] = list(outputs.values())
+    if result_waves.state == "done":
+        return StepResult.done()
+    return StepResult(result_waves.state, result_waves.requeue, result_waves.message, "Failed")
+
+
+async def _gallery_version(
+    run: Run, target: Mapping[str, Any], recorded: Mapping[str, Any] | None
+) -> str | StepResult:
+    """The version to create: explicit, the source's (scheme Source), or the next one (Latest)."""
+    if recorded and recorded.get("artifactId"):
+        return str(recorded["artifactId"]).rsplit("/", 1)[-1]  # chosen once, kept across restarts
+    image_id = str(target["galleryImageId"])
+    if "/versions/" in image_id.lower():
+        return image_id.rsplit("/", 1)[-1]
+    versioning = target.get("versioning") or {"scheme": "Latest"}
+    if versioning.get("scheme") == "Source":
+        exact = str(run.status.data.get("exactSourceVersion") or "")
+        version = exact.rsplit("/", 1)[-1]
+        if len(version.split(".")) != 3:
+            return StepResult.fail(
+                f"versioning Source needs a source version x.y.z, got {version!r}", "InvalidVersion"
+            )
+        return version
+    parts = parse_resource_id(image_id)
+    gallery = parts.get("parents", "")
+    clients = run.engine.azure.for_subscription(parts.get("subscription"))
+    try:
+        names = await list_names(
+            clients.compute.gallery_image_versions.list_by_gallery_image(
+                parts["resourceGroup"], gallery, parts["name"]
+            )
+        )
+    except Exception as exc:
+        return azure_problem(run, exc, f"listing versions of {image_id}")
+    return compute.next_version(names, int(versioning.get("major", -1)))
