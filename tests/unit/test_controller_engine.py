@@ -144,3 +144,16 @@ def test_with_watched_namespaces_only_those_are_listed() -> None:
     run = engine.Run(eng, objs[("imagebuilds", "ns", "b")], None)  # type: ignore[arg-type]
     assert asyncio.run(engine._blocker(run)) is None  # 'c' elsewhere does not count toward the limit
     assert EngineSettings.from_env(fast=True, env={}, namespaces=("team-*",)).namespaces == ()
+
+
+def test_a_build_of_an_invalid_template_fails_with_the_problems() -> None:
+    queued = build("a", phase="Queued", buildId="x", steps=[])
+    bad = {"metadata": {"name": "t", "namespace": "ns", "generation": 1, "uid": "tu"}, "spec": {"source": {}}}
+    objs = objects(queued)
+    objs[("imagetemplates", "ns", "t")] = bad
+    result = asyncio.run(engine.advance(make_engine(FakeKube(objs)), queued))
+    assert result.status["phase"] == "Failed" and result.requeue is None
+    assert (
+        "ImageTemplate t is invalid" in result.status["message"]
+        and "spec.distribute" in result.status["message"]
+    )

@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from kaib.api.defaults import spec_hash
+from kaib.api.manifest import InvalidManifest, parse_template_spec
 from kaib.azure.async_step import now_rfc3339
 from kaib.azure.naming import build_id
 from kaib.controller import distribution, preflight, staging, steps
@@ -117,6 +118,16 @@ async def _queued(run: Run, cancel: bool) -> Advance:
         if template is None:
             status.working("Queued", f"waiting for ImageTemplate {run.template_name} to exist")
             return Advance(status.data, engine.settings.queued_poll * 5, tuple(run.events))
+        try:
+            parse_template_spec(template.get("spec") or {})
+        except InvalidManifest as exc:
+            problems = "; ".join(f"{path}: {problem}" for path, problem in exc.problems)
+            message = (
+                f"ImageTemplate {run.template_name} is invalid: {problems}; fix it and create a new build"
+            )
+            status.finish("Failed", message)
+            run.event("Failed", message, warning=True)
+            return Advance(status.data, None, tuple(run.events))
         blocker = await _blocker(run)
         if blocker:
             status.working("Queued", blocker)
