@@ -31,7 +31,10 @@ hostname "$NAME"
 # The "provisioning agent": admin user, its key, a host key of this VM's own. Idempotent, so a
 # restarted VM or one made from a captured image just refreshes what differs.
 chroot "$ROOT" /bin/sh -eu -c '
-  ADMIN=$1 KEY=$2 VMID=$3
+  ADMIN=$1 KEY=$2 VMID=$3 NAME=$4 IP=$5
+  # As cloud-init does on Azure: the VM resolves its own name (sudo warns otherwise).
+  echo "$NAME" > /etc/hostname
+  grep -qs "^$IP[[:space:]]\+$NAME\$" /etc/hosts || printf "%s %s\n" "$IP" "$NAME" >> /etc/hosts
   id -u "$ADMIN" >/dev/null 2>&1 || useradd --create-home --shell /bin/bash --user-group "$ADMIN"
   usermod --password "*" "$ADMIN"  # no password, yet not locked: key login only
   HOME_DIR=$(getent passwd "$ADMIN" | cut -d: -f6)
@@ -49,7 +52,7 @@ chroot "$ROOT" /bin/sh -eu -c '
     ssh-keygen -q -t ed25519 -N "" -C "$VMID" -f /etc/ssh/kaib_host_ed25519_key
     echo "$VMID" > /var/lib/kaib-vm/id
   fi
-' kaib-provision "$ADMIN" "$KEY" "$VMID"
+' kaib-provision "$ADMIN" "$KEY" "$VMID" "$NAME" "$IP"
 
 echo "kaib-vm: $NAME up, sshd on $IP:22"
 exec chroot "$ROOT" /usr/sbin/sshd -D -e \
