@@ -357,7 +357,7 @@ def sources(os_type: str | None = None, hostile: bool = True) -> st.SearchStrate
 @cache
 def _script(kind: str, hostile: bool) -> st.SearchStrategy[Spec]:
     """A Shell or PowerShell step: exactly one of scriptUri and inline."""
-    common = {"name": short(hostile), "sha256Checksum": st.one_of(SHA256, short(hostile))}
+    common = {"name": short(hostile), "sha256Checksum": SHA256}
     if kind == "PowerShell":
         common["validExitCodes"] = st.lists(INT64, max_size=3)
     body = st.one_of(
@@ -395,7 +395,7 @@ def file_steps(hostile: bool = True) -> st.SearchStrategy[Spec]:
             "sourceUri": uri(hostile),
             "destination": st.one_of(st.just("/tmp/f"), uri(hostile)),
         },
-        {"name": short(hostile), "sha256Checksum": st.one_of(SHA256, short(hostile))},
+        {"name": short(hostile), "sha256Checksum": SHA256},
     )
 
 

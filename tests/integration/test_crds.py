@@ -89,6 +89,7 @@ PATTERNED = {
     "userAssignedIdentities": IDENTITY,
     "runOutputName": "out",
     "restartTimeout": "5m",
+    "sha256Checksum": "a" * 64,
     "subscriptionId": SUB,
     "location": "eastus",
 }

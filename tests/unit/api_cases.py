@@ -92,6 +92,7 @@ class Case:
 
 
 PS = {"type": "PowerShell", "inline": ["Write-Output hi"]}
+FILE = {"type": "File", "sourceUri": "https://x/f", "destination": "/tmp/f"}
 SHARED = {"type": "SharedImage", "runOutputName": "sig", "galleryImageId": GALLERY_IMAGE}
 
 CASES = [
@@ -132,6 +133,17 @@ CASES = [
         "spec.validate.inVMValidations[0].type",
     ),
     Case("inline-not-a-list", {"spec.customize[0].inline": "echo hi"}, "spec.customize[0].inline"),
+    Case(
+        "sha256-not-hex", {"spec.customize[0].sha256Checksum": "g" * 64}, "spec.customize[0].sha256Checksum"
+    ),
+    Case(
+        "sha256-too-short", {"spec.customize[0].sha256Checksum": "a" * 63}, "spec.customize[0].sha256Checksum"
+    ),
+    Case(
+        "file-sha256-with-newline",
+        {"spec.customize": [{**FILE, "sha256Checksum": "a" * 63 + "\n"}]},
+        "spec.customize[0].sha256Checksum",
+    ),
     Case("inline-empty", {"spec.customize[0].inline": []}, "spec.customize[0].inline"),
     Case(
         "validator-inline-empty",

@@ -44,6 +44,8 @@ RESOURCE_GROUP_ID = rf"(?i)^{_SUB_RG}$"
 IDENTITY_ID = rf"(?i)^{_SUB_RG}/providers/Microsoft\.ManagedIdentity/userAssignedIdentities/[^/]+$"
 GUID = r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$"
 GO_DURATION = r"^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$"
+SHA256 = r"^([0-9a-fA-F]{64})?$"  # empty is AIB's default: no check
+Sha256 = Annotated[str, Field(max_length=64, pattern=SHA256)]
 
 StorageAccountType = Literal["Standard_LRS", "Standard_ZRS", "Premium_LRS"]
 EXACTLY_ONE_SCRIPT = "Exactly one of 'scriptUri' or 'inline' can be specified"
@@ -118,7 +120,9 @@ Source = Annotated[
 class Script(ApiModel):
     name: Short | None = Field(None, description="Friendly name of the step")
     scriptUri: Id | None = Field(None, description="URL of the script (exactly one of scriptUri, inline)")
-    sha256Checksum: Short | None = Field(None, description="SHA256 of the script at scriptUri [Default: '']")
+    sha256Checksum: Sha256 | None = Field(
+        None, description="SHA256 of the script at scriptUri: 64 hex digits [Default: '' (no check)]"
+    )
     # At least one command: Packer refuses an empty `inline` only when the build runs.
     inline: Annotated[list[Text], Field(min_length=1, max_length=1000)] | None = Field(
         None, description="Commands to run (exactly one of scriptUri, inline)"
@@ -172,7 +176,9 @@ class FileStep(ApiModel):
     name: Short | None = Field(None, description="Friendly name of the step")
     sourceUri: Id = Field(description="URL of the file to upload")
     destination: Id = Field(description="Absolute path on the VM (its folder must exist)")
-    sha256Checksum: Short | None = Field(None, description="SHA256 of the file at sourceUri [Default: '']")
+    sha256Checksum: Sha256 | None = Field(
+        None, description="SHA256 of the file at sourceUri: 64 hex digits [Default: '' (no check)]"
+    )
 
 
 class WindowsRestartStep(ApiModel):
