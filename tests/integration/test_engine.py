@@ -888,3 +888,42 @@ def test_cancel_at_each_step_cleans_up(
     done = wait_phase(kube, operator, ns, "b", {"Succeeded", "Failed", "Canceled"}, timeout=60)
     assert done["status"]["phase"] == "Canceled", done["status"]["message"]
     assert_nothing_left(sandbox, bid)
+
+
+def test_template_edits_never_change_a_running_build(
+    kube: Kube, outcomes: SandboxHandle, operator: Operator, images_group: str
+) -> None:
+    sandbox = outcomes
+    sandbox.add_outcome("*", exitCode=0, seconds=real(3))
+    ns = kube.namespace(f"snap-{uuid.uuid4().hex[:6]}")
+    apply(kube, ns, template("t", sandbox, images_group), build("b", "t"))
+    running = wait_substate(kube, operator, ns, "b", "Customizing")
+    generation = running["status"]["template"]["generation"]
+    edit = {"spec": {"customize": [{"type": "Shell", "name": "other", "inline": ["echo changed"]}]}}
+    kube.kubectl("patch", "-n", ns, "imagetemplate", "t", "--type=merge", "-p", json.dumps(edit))
+    done = wait_phase(kube, operator, ns, "b", {"Succeeded", "Failed"})
+    status = done["status"]
+    assert status["phase"] == "Succeeded"
+    assert status["template"]["generation"] == generation
+    assert status["template"]["spec"]["customize"][0]["inline"] == ["echo hello"]
+    plan = json.loads(read_blob(sandbox, status, f"{status['buildId']}/plan.json"))
+    assert (
+        "echo hello" in plan["phases"][0]["template"] and "echo changed" not in plan["phases"][0]["template"]
+    )
+
+
+def test_shared_image_explicit_version(
+    kube: Kube, sandbox: SandboxHandle, operator: Operator, images_group: str, gallery_image: str
+) -> None:
+    dist = [
+        {
+            "type": "SharedImage",
+            "runOutputName": "pinned",
+            "galleryImageId": f"{gallery_image}/versions/7.1.0",
+            "excludeFromLatest": True,
+        }
+    ]
+    status = run_to_success(
+        kube, sandbox, operator, "pin", template("pin", sandbox, images_group, distribute=dist)
+    )
+    assert status["runOutputs"][0]["artifactId"].endswith("/versions/7.1.0")

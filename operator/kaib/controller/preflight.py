@@ -158,7 +158,10 @@ async def _check_targets(run: Run) -> str | None:
                 group = parts["resourceGroup"]
                 return f"distribute {target['runOutputName']}: resource group {group} does not exist"
         elif kind == "SharedImage":
-            parts = parse_resource_id(target["galleryImageId"])
+            image_id = str(target["galleryImageId"])
+            if "/versions/" in image_id.lower():  # an explicit version: its image definition must exist
+                image_id = image_id[: image_id.lower().index("/versions/")]
+            parts = parse_resource_id(image_id)
             gallery, image = parts.get("parents", ""), parts.get("name", "")
             clients = run.engine.azure.for_subscription(parts.get("subscription"))
             try:
