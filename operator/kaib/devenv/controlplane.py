@@ -61,6 +61,7 @@ class ControlPlane:
     token: str = field(default_factory=lambda: secrets.token_hex(16))
     port: int = 0
     _procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    _api_argv: list[str] = field(default_factory=list)
 
     @property
     def kubeconfig(self) -> Path:
@@ -100,30 +101,44 @@ class ControlPlane:
         _wait_until("etcd", lambda: _http_ok(f"{etcd_url}/health"), timeout, etcd, etcd_log)
 
         api_log = self.workdir / "kube-apiserver.log"
-        api = self._spawn(
-            [
-                str(self.binaries.kube_apiserver),
-                f"--etcd-servers={etcd_url}",
-                f"--cert-dir={pki}",
-                f"--tls-cert-file={pki / 'apiserver.crt'}",
-                f"--tls-private-key-file={pki / 'apiserver.key'}",
-                f"--secure-port={self.port}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
-                "--service-cluster-ip-range=10.0.0.0/24",
-                "--authorization-mode=RBAC",
-                "--disable-admission-plugins=ServiceAccount",
-                f"--token-auth-file={pki / 'tokens.csv'}",
-                f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
-                f"--service-account-key-file={pki / 'sa.pub'}",
-                f"--service-account-signing-key-file={pki / 'sa.key'}",
-                "--allow-privileged=true",
-                "--v=0",
-            ],
-            api_log,
-        )
+        self._api_argv = [
+            str(self.binaries.kube_apiserver),
+            f"--etcd-servers={etcd_url}",
+            f"--cert-dir={pki}",
+            f"--tls-cert-file={pki / 'apiserver.crt'}",
+            f"--tls-private-key-file={pki / 'apiserver.key'}",
+            f"--secure-port={self.port}",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            "--service-cluster-ip-range=10.0.0.0/24",
+            "--authorization-mode=RBAC",
+            "--disable-admission-plugins=ServiceAccount",
+            f"--token-auth-file={pki / 'tokens.csv'}",
+            f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
+            f"--service-account-key-file={pki / 'sa.pub'}",
+            f"--service-account-signing-key-file={pki / 'sa.key'}",
+            "--allow-privileged=true",
+            "--v=0",
+        ]
+        api = self._spawn(self._api_argv, api_log)
         _wait_until("kube-apiserver", self._ready, timeout, api, api_log)
         self._write_kubeconfig()
+
+    def restart_apiserver(self, down_seconds: float = 0.0, timeout: float = 90.0) -> None:
+        """Stop only the kube-apiserver (SIGTERM), stay down `down_seconds`, start it again on the same
+        port with the same certificates and etcd: what clients see when a control plane is upgraded."""
+        assert self._api_argv, "start() first"
+        api = next(p for p in self._procs if p.args == self._api_argv)
+        api.send_signal(signal.SIGTERM)
+        try:
+            api.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            api.kill()
+            api.wait()
+        self._procs.remove(api)
+        time.sleep(down_seconds)
+        log = self.workdir / "kube-apiserver.log"
+        _wait_until("kube-apiserver", self._ready, timeout, self._spawn(self._api_argv, log), log)
 
     def stop(self) -> None:
         for proc in reversed(self._procs):
