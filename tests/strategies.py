@@ -25,9 +25,9 @@ can draw specs for one OS or one topology (e.g. "never a stuck build" over `temp
 
 Paths are written the way `kaib validate` and the apiserver write them: spec.customize[0].inline.
 Invalid cases come from two kinds of mutation: structural ones found by walking the value against
-the generated CRD schema (unknown field, wrong type, too long, not in the enum, pattern, bounds,
-beyond int64, too many or too few items, a required field removed), and one per cross-field rule,
-union membership and object-name rule (written out in `rule_mutations`).
+the generated CRD schema (unknown field, wrong type, too long or too short, not in the enum, pattern,
+bounds, beyond int64, too many or too few items, a required field removed), and one per cross-field
+rule, union membership and object-name rule (written out in `rule_mutations`).
 """
 
 from __future__ import annotations
@@ -183,10 +183,10 @@ def long_text(hostile: bool = True) -> st.SearchStrategy[str]:
 
 
 @cache
-def uri(hostile: bool = True) -> st.SearchStrategy[str]:
+def uri(hostile: bool = True, min_size: int = 0) -> st.SearchStrategy[str]:
     """A free-text URL field (scriptUri, sourceUri, uri, destination): no pattern, MAX_ID long."""
     plain = st.sampled_from(["https://example.com/s.sh", "https://a.blob.core.windows.net/c/x%20y.ps1"])
-    return st.one_of(plain, text(MAX_ID, hostile=hostile)) if hostile else plain
+    return st.one_of(plain, text(MAX_ID, min_size=min_size, hostile=hostile)) if hostile else plain
 
 
 @cache
@@ -361,7 +361,7 @@ def _script(kind: str, hostile: bool) -> st.SearchStrategy[Spec]:
     if kind == "PowerShell":
         common["validExitCodes"] = st.lists(INT64, max_size=3)
     body = st.one_of(
-        st.fixed_dictionaries({"scriptUri": uri(hostile)}),
+        st.fixed_dictionaries({"scriptUri": uri(hostile, min_size=1)}),
         st.fixed_dictionaries({"inline": st.lists(long_text(hostile), min_size=1, max_size=3)}),
     )
     step = _opt({"type": st.just(kind)}, common)
@@ -392,8 +392,8 @@ def file_steps(hostile: bool = True) -> st.SearchStrategy[Spec]:
     return _opt(
         {
             "type": st.just("File"),
-            "sourceUri": uri(hostile),
-            "destination": st.one_of(st.just("/tmp/f"), uri(hostile)),
+            "sourceUri": uri(hostile, min_size=1),
+            "destination": st.one_of(st.just("/tmp/f"), uri(hostile, min_size=1)),
         },
         {"name": short(hostile), "sha256Checksum": SHA256},
     )
@@ -776,6 +776,8 @@ def structural_mutations(value: Any, schema: dict[str, Any], keys: tuple[Key, ..
             yield "not-in-enum", keys, lambda v: ("Bogus", "")
         if "pattern" in schema:
             yield "pattern", keys, lambda v: (BAD_PATTERN, "")
+        if schema.get("minLength"):
+            yield "too-short", keys, lambda v: ("", "")
         if "maxLength" in schema:
             yield "too-long", keys, lambda v: (_too_long(v, schema["maxLength"]), "")
     elif kind == "integer":

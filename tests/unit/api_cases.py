@@ -144,6 +144,19 @@ CASES = [
         {"spec.customize": [{**FILE, "sha256Checksum": "a" * 63 + "\n"}]},
         "spec.customize[0].sha256Checksum",
     ),
+    Case(
+        "scriptUri-empty",
+        {"spec.customize[0]": {"type": "Shell", "scriptUri": ""}},
+        "spec.customize[0].scriptUri",
+    ),
+    Case(
+        "file-sourceUri-empty", {"spec.customize": [{**FILE, "sourceUri": ""}]}, "spec.customize[0].sourceUri"
+    ),
+    Case(
+        "file-destination-empty",
+        {"spec.validate": {"inVMValidations": [{**FILE, "destination": ""}]}},
+        "spec.validate.inVMValidations[0].destination",
+    ),
     Case("inline-empty", {"spec.customize[0].inline": []}, "spec.customize[0].inline"),
     Case(
         "validator-inline-empty",

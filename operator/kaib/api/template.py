@@ -24,6 +24,8 @@ from pydantic import Field
 from kaib.api.common import MAX_ID, MAX_SHORT, MAX_TEXT, NAME_PATTERN, ApiModel, Rule, present
 
 Id = Annotated[str, Field(max_length=MAX_ID)]
+# A URL or path that must name something: an empty one fails only when the build runs.
+Location = Annotated[str, Field(min_length=1, max_length=MAX_ID)]
 Short = Annotated[str, Field(max_length=MAX_SHORT)]
 Text = Annotated[str, Field(max_length=MAX_TEXT)]
 Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=64)]
@@ -119,7 +121,9 @@ Source = Annotated[
 
 class Script(ApiModel):
     name: Short | None = Field(None, description="Friendly name of the step")
-    scriptUri: Id | None = Field(None, description="URL of the script (exactly one of scriptUri, inline)")
+    scriptUri: Location | None = Field(
+        None, description="URL of the script (exactly one of scriptUri, inline)"
+    )
     sha256Checksum: Sha256 | None = Field(
         None, description="SHA256 of the script at scriptUri: 64 hex digits [Default: '' (no check)]"
     )
@@ -174,8 +178,8 @@ class FileStep(ApiModel):
     variant = "File"
     type: Literal["File"]
     name: Short | None = Field(None, description="Friendly name of the step")
-    sourceUri: Id = Field(description="URL of the file to upload")
-    destination: Id = Field(description="Absolute path on the VM (its folder must exist)")
+    sourceUri: Location = Field(description="URL of the file to upload")
+    destination: Location = Field(description="Absolute path on the VM (its folder must exist)")
     sha256Checksum: Sha256 | None = Field(
         None, description="SHA256 of the file at sourceUri: 64 hex digits [Default: '' (no check)]"
     )
