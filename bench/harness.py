@@ -1,0 +1,409 @@
+"""What the build benchmarks share: the sandbox, the real control plane and `kaib run` as processes,
+template and build manifests, waiting for builds, the machine and load average, writing a result.
+
+Same shape as tests/integration/test_engine.py (an `Operator` process, template/build manifests),
+kept here so benchmarks never import test code. Everything binds to 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import signal
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from kaib.devenv.controlplane import ControlPlane
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results"
+GROUP, VERSION = "kaib.dev", "v1alpha1"
+LOCATION = "westus"
+IMAGES_RG = "images"
+FINAL = {"Succeeded", "PartiallySucceeded", "Failed", "Canceled"}
+TOPOLOGIES = ("NoVNet", "SubnetOnly", "SubnetAndACI")
+
+
+# -- the sandbox ----------------------------------------------------------------------------------
+
+
+class Sandbox:
+    """`kaib sandbox` (modelled runtime) as a process, and its admin API."""
+
+    def __init__(self, workdir: Path, latency_scale: float) -> None:
+        self.workdir = workdir
+        env_file = workdir / "sandbox.env"
+        cmd = [sys.executable, "-m", "kaib.cli", "sandbox", "--env-file", str(env_file)]
+        cmd += ["--latency-scale", str(latency_scale), "--runtime", "modelled"]
+        with open(workdir / "sandbox.log", "wb") as log:
+            self.process = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
+        deadline = time.monotonic() + 60
+        while not env_file.exists():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.process.kill()
+                raise RuntimeError("kaib sandbox did not start:\n" + self.log()[-3000:])
+            time.sleep(0.05)
+        self.env: dict[str, str] = {}
+        for line in env_file.read_text().splitlines():
+            key, _, value = line.removeprefix("export ").partition("=")
+            self.env[key] = value.strip("'")
+        self.admin = self.env["KAIB_SANDBOX_ADMIN"]
+        self.subscription_id = self.env["AZURE_SUBSCRIPTION_ID"]
+        self._ssl = ssl.create_default_context(cafile=self.env["REQUESTS_CA_BUNDLE"])
+
+    def log(self) -> str:
+        return (self.workdir / "sandbox.log").read_text(errors="replace")
+
+    def call(self, method: str, path: str, body: Any = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(
+            f"{self.admin}/{path.lstrip('/')}",
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, context=self._ssl, timeout=60) as response:
+            return json.loads(response.read() or b"null")
+
+    def requests(self, limit: int = 20000) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.call("GET", f"requests?limit={limit}")
+        return result
+
+    def counters(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.call("GET", "counters")
+        return result
+
+    def latency(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.call("GET", "latency")
+        return result
+
+    def inventory(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.call("GET", "inventory")
+        return result
+
+    def pid(self) -> int:
+        return self.process.pid
+
+    def client(self, cls: Any) -> Any:
+        """A synchronous SDK client against the sandbox (the bench's own setup calls)."""
+        from azure.identity import DefaultAzureCredential
+
+        credential = DefaultAzureCredential()  # workload identity, from the sandbox's env (in os.environ)
+        env = self.env
+        return cls(
+            credential, self.subscription_id, base_url=env["KAIB_ARM_ENDPOINT"],
+            credential_scopes=["https://management.azure.com/.default"], polling_interval=0.05,
+            connection_verify=env["REQUESTS_CA_BUNDLE"],
+        )  # fmt: skip
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+# -- the operator ---------------------------------------------------------------------------------
+
+
+class Operator:
+    """`kaib run` as a process, with what /proc says about it (peak RSS, CPU seconds)."""
+
+    def __init__(self, kubeconfig: str, sandbox: Sandbox, log_path: Path, max_active: int = 10) -> None:
+        self.kubeconfig, self.sandbox, self.log_path, self.max_active = (
+            kubeconfig,
+            sandbox,
+            log_path,
+            max_active,
+        )
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {**os.environ, **self.sandbox.env, "KUBECONFIG": self.kubeconfig}
+        cmd = [sys.executable, "-m", "kaib.cli", "run", "--watch-timeout", "60"]
+        cmd += ["--max-active-builds", str(self.max_active)]
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self) -> None:
+        if self.alive():
+            assert self.process is not None
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+    def log(self, tail: int = 4000) -> str:
+        return self.log_path.read_text(errors="replace")[-tail:]
+
+    def peak_rss_mib(self) -> float:
+        """VmHWM: the process's resident-set high-water mark."""
+        assert self.process is not None
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU of the operator process (and children it waited for)."""
+        assert self.process is not None
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+        return ticks / os.sysconf("SC_CLK_TCK")
+
+
+# -- the control plane and manifests --------------------------------------------------------------
+
+
+class Cluster:
+    def __init__(self, workdir: Path) -> None:
+        self.plane = ControlPlane(workdir / "controlplane")
+        self.plane.start()
+        self.plane.install_crds(REPO / "crds")
+        self.kubeconfig = str(self.plane.kubeconfig)
+
+    def kubectl(self, *args: str, input: str | None = None) -> str:
+        out: str = self.plane.kubectl(*args, input=input).stdout
+        return out
+
+    def namespace(self, name: str) -> str:
+        self.plane.kubectl("create", "namespace", name, check=False)
+        return name
+
+    def apply(self, namespace: str, docs: Iterable[dict[str, Any]], chunk: int = 100) -> None:
+        items = list(docs)
+        for i in range(0, len(items), chunk):
+            doc = {"apiVersion": "v1", "kind": "List", "items": items[i : i + chunk]}
+            self.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(doc))
+
+    def items(self, namespace: str, kind: str) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = json.loads(self.kubectl("get", "-n", namespace, kind, "-o", "json"))[
+            "items"
+        ]
+        return result
+
+    def get(self, namespace: str, kind: str, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = json.loads(self.kubectl("get", "-n", namespace, kind, name, "-o", "json"))
+        return result
+
+    def stop(self) -> None:
+        self.plane.stop()
+
+
+def template(name: str, sandbox: Sandbox, images_group: str, **extra: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "source": {"type": "PlatformImage", "publisher": "Canonical", "offer": "ubuntu-24_04-lts",
+                   "sku": "server", "version": "latest"},
+        "customize": [{"type": "Shell", "name": "hello", "inline": ["echo hello"]}],
+        "distribute": [{"type": "ManagedImage", "runOutputName": "golden", "location": LOCATION,
+                        "imageId": f"{images_group}/providers/Microsoft.Compute/images/{name}-img"}],
+        "vmProfile": {"vmSize": "Standard_B2s"},
+        "azure": {"subscriptionId": sandbox.subscription_id, "location": LOCATION},
+    }  # fmt: skip
+    spec.update(extra)
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "ImageTemplate",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
+
+
+def build(name: str, template_name: str) -> dict[str, Any]:
+    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "ImageBuild", "metadata": {"name": name},
+            "spec": {"templateRef": {"name": template_name}}}  # fmt: skip
+
+
+def images_group(sandbox: Sandbox) -> str:
+    from azure.mgmt.resource.resources import ResourceManagementClient
+
+    sandbox.client(ResourceManagementClient).resource_groups.create_or_update(
+        IMAGES_RG, {"location": LOCATION}
+    )
+    return f"/subscriptions/{sandbox.subscription_id}/resourceGroups/{IMAGES_RG}"
+
+
+def user_network(sandbox: Sandbox) -> dict[str, str]:
+    """A user's VNet `corp`: a build subnet (private link policies off) and a delegated ACI subnet."""
+    from azure.mgmt.network import NetworkManagementClient
+    from azure.mgmt.resource.resources import ResourceManagementClient
+
+    sandbox.client(ResourceManagementClient).resource_groups.create_or_update("net", {"location": LOCATION})
+    aci_delegation = [
+        {"name": "aci", "properties": {"serviceName": "Microsoft.ContainerInstance/containerGroups"}}
+    ]
+    body = {"location": LOCATION, "properties": {
+        "addressSpace": {"addressPrefixes": ["10.50.0.0/16"]},
+        "subnets": [
+            {"name": "build", "properties": {"addressPrefix": "10.50.0.0/24",
+                                             "privateLinkServiceNetworkPolicies": "Disabled"}},
+            {"name": "aci", "properties": {"addressPrefix": "10.50.1.0/24", "delegations": aci_delegation}},
+        ]}}  # fmt: skip
+    sandbox.client(NetworkManagementClient).virtual_networks.begin_create_or_update(
+        "net", "corp", body
+    ).result()
+    group = f"/subscriptions/{sandbox.subscription_id}/resourceGroups/net"
+    vnet = f"{group}/providers/Microsoft.Network/virtualNetworks/corp"
+    return {"build": f"{vnet}/subnets/build", "aci": f"{vnet}/subnets/aci"}
+
+
+def vnet_config(kind: str, net: dict[str, str]) -> dict[str, Any]:
+    """The template fields that pick a topology."""
+    if kind == "NoVNet":
+        return {}
+    config: dict[str, Any] = {"subnetId": net["build"]}
+    if kind == "SubnetAndACI":
+        config["containerInstanceSubnetId"] = net["aci"]
+    return {"vmProfile": {"vmSize": "Standard_B2s", "vnetConfig": config}}
+
+
+# -- everything together --------------------------------------------------------------------------
+
+
+@dataclass
+class Env:
+    workdir: Path
+    sandbox: Sandbox
+    cluster: Cluster
+    operator: Operator
+    images: str
+
+
+@contextmanager
+def environment(
+    latency_scale: float, max_active: int = 10, quotas: dict[str, Any] | None = None
+) -> Iterator[Env]:
+    """Sandbox, control plane and operator up; all stopped afterwards (the work dir kept on failure)."""
+    workdir = Path(tempfile.mkdtemp(prefix="kaib-bench-"))
+    sandbox = Sandbox(workdir, latency_scale)
+    cluster: Cluster | None = None
+    operator: Operator | None = None
+    try:
+        os.environ.update(sandbox.env)
+        if quotas:
+            sandbox.call("PUT", "quotas", quotas)
+        cluster = Cluster(workdir)
+        operator = Operator(cluster.kubeconfig, sandbox, workdir / "operator.log", max_active)
+        operator.start()
+        yield Env(workdir, sandbox, cluster, operator, images_group(sandbox))
+    finally:
+        if operator is not None:
+            operator.stop()
+        if cluster is not None:
+            cluster.stop()
+        sandbox.stop()
+        print(f"bench: logs in {workdir}", file=sys.stderr)
+
+
+def wait_templates_ready(env: Env, namespace: str, count: int, timeout: float) -> float:
+    """Seconds until `count` templates in `namespace` have a status (the operator saw them)."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        items = env.cluster.items(namespace, "imagetemplates")
+        if sum(1 for i in items if (i.get("status") or {}).get("topology")) >= count:
+            return time.monotonic() - t0
+        check_operator(env)
+        time.sleep(1)
+    raise TimeoutError(f"templates in {namespace} not ready after {timeout} s\n{env.operator.log()}")
+
+
+def wait_builds(
+    env: Env, namespace: str, names: set[str], timeout: float, every: float = 1.0
+) -> dict[str, Any]:
+    """Watch the builds until all are final: {name: object}, plus the first time each phase was seen."""
+    seen: dict[str, dict[str, float]] = {n: {} for n in names}
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        done = {}
+        for obj in env.cluster.items(namespace, "imagebuilds"):
+            name = obj["metadata"]["name"]
+            if name not in names:
+                continue
+            phase = (obj.get("status") or {}).get("phase")
+            if phase:
+                seen[name].setdefault(phase, time.time())
+            if phase in FINAL:
+                done[name] = obj
+        if len(done) == len(names):
+            return {"builds": done, "phases_seen": seen}
+        check_operator(env)
+        time.sleep(every)
+    raise TimeoutError(f"builds in {namespace} not final after {timeout} s\n{env.operator.log()}")
+
+
+def check_operator(env: Env) -> None:
+    if not env.operator.alive():
+        raise RuntimeError(f"the operator died\n{env.operator.log()}")
+
+
+def build_seconds(obj: dict[str, Any]) -> float:
+    """startTime to endTime of a final build, from its status."""
+    status = obj["status"]
+    return parse_time(status["endTime"]) - parse_time(status["startTime"])
+
+
+def parse_time(value: str) -> float:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+# -- results --------------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+         if line.startswith("model name")),
+        platform.processor(),
+    )  # fmt: skip
+    mem_kib = int(Path("/proc/meminfo").read_text().split()[1])
+    return {"cpus": os.cpu_count(), "cpu": cpu, "memory_mib": mem_kib // 1024, "kernel": platform.release(),
+            "python": platform.python_version()}  # fmt: skip
+
+
+def load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def write_result(
+    name: str,
+    figures: dict[str, Any],
+    targets: dict[str, Any],
+    met: bool,
+    notes: list[str],
+    load: dict[str, Any],
+) -> dict[str, Any]:
+    result = {
+        "name": name,
+        "machine": {**machine(), "load_average": load},
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "figures": figures,
+        "targets": targets,
+        "met": met,
+        "notes": notes,
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    return result
