@@ -20,6 +20,7 @@ from typing import Any, cast
 
 import kopf
 
+from kaib.azure import async_step
 from kaib.azure.arm import Arm
 from kaib.azure.async_step import StepSettings, now_rfc3339
 from kaib.azure.spec import RESOURCE_GROUP, STORAGE_ACCOUNT, ResourceSpec, parse_resource_id
@@ -164,8 +165,6 @@ async def remove_staging(engine: Engine, template: Mapping[str, Any]) -> tuple[b
         target = ResourceSpec(RESOURCE_GROUP, sub, group, group)
     if target is None:
         return True, ""
-    from kaib.azure import async_step
-
     settings: StepSettings = engine.settings.step
     outcome = await async_step.delete(arm, target, None, settings)
     if outcome.state == "done":
