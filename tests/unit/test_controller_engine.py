@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from kaib.azure.clients import AzureClients
@@ -124,13 +125,16 @@ def test_timeout_counts_from_start_with_aib_default_of_240_minutes() -> None:
         spec: dict[str, Any] = {"source": {"type": "PlatformImage"}}
         if minutes is not None:
             spec["buildTimeoutInMinutes"] = minutes
-        b = build("a", phase="Running", startTime=start, template={"spec": spec})
+        b = build("a", phase="Running", startTime=start)
+        b["status"]["template"] = {"spec": spec}
         run = engine.Run(make_engine(FakeKube(objects(b))), b, BuildStatus.of(b, start))
         return engine._timed_out(run)
 
-    assert timed_out("2000-01-01T00:00:00Z", 6)
+    ten_minutes_ago = (datetime.now(UTC) - timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert timed_out(ten_minutes_ago, 6)
+    assert not timed_out(ten_minutes_ago, None)  # 0 or unset: AIB's 240 minutes
+    assert not timed_out(ten_minutes_ago, 0)
     assert timed_out("2000-01-01T00:00:00Z", None)
-    assert not timed_out("2999-01-01T00:00:00Z", 6)
 
 
 def test_with_watched_namespaces_only_those_are_listed() -> None:
@@ -157,3 +161,16 @@ def test_a_build_of_an_invalid_template_fails_with_the_problems() -> None:
         "ImageTemplate t is invalid" in result.status["message"]
         and "spec.distribute" in result.status["message"]
     )
+
+
+def test_abort_keeps_resources_for_a_failing_customizer_but_not_for_a_timeout() -> None:
+    from kaib.controller.buildstatus import BuildStatus
+
+    spec = {"errorHandling": {"onCustomizerError": "abort"}}
+    b = build("a", phase="Running")
+    b["status"]["template"] = {"spec": spec}
+    st = BuildStatus.of(b, "2026-01-01T00:00:00Z")
+    st.set_step("customize", "Failed", "CustomizationFailed", "exit 1")
+    assert engine._abort_requested(engine.Run(make_engine(FakeKube({})), b, st))
+    st.set_step("customize", "Failed", "Timeout", "too slow")
+    assert not engine._abort_requested(engine.Run(make_engine(FakeKube({})), b, st))

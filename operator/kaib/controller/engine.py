@@ -23,7 +23,8 @@ from kaib.api.manifest import InvalidManifest, parse_template_spec
 from kaib.azure.async_step import now_rfc3339
 from kaib.azure.naming import build_id
 from kaib.controller import distribution, preflight, staging, steps
-from kaib.controller.buildstatus import BuildStatus
+from kaib.controller.buildstatus import CONDITION, BuildStatus
+from kaib.controller.conditions import get_condition
 from kaib.controller.kube import BUILDS, TEMPLATES
 from kaib.controller.run_context import Engine, Event, Run
 from kaib.controller.stepresult import StepResult
@@ -289,8 +290,14 @@ async def _follow_builder(run: Run) -> StepResult:
 
 
 def _abort_requested(run: Run) -> bool:
+    """errorHandling abort applies to a customizer or validator that failed, not to a timeout."""
     handling = run.spec.get("errorHandling") or {}
-    failed = set(run.status.failed_steps())
+    conditions = run.status.data.get("conditions")
+    failed = {
+        name
+        for name in run.status.failed_steps()
+        if (get_condition(conditions, CONDITION[name] or "") or {}).get("reason") != "Timeout"
+    }
     return ("customize" in failed and handling.get("onCustomizerError") == "abort") or (
         "validate" in failed and handling.get("onValidationError") == "abort"
     )
