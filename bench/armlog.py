@@ -158,14 +158,16 @@ def retry_after(op: Operation, answered_at: float) -> float:
     return max(0.02, min(10.0, op.end - answered_at + 0.01))
 
 
-def early_polls(op: Operation) -> list[dict[str, float]]:
+def early_polls(op: Operation) -> list[dict[str, Any]]:
     """Polls sent before the previous answer's Retry-After had passed (the write's answer counts)."""
     early = []
     previous = op.start
-    for sent, answered in op.polls:
+    for i, (sent, answered) in enumerate(op.polls):
         wait = retry_after(op, previous)
         if sent + EARLY_TOLERANCE_S < previous + wait:
-            early.append({"after_s": round(sent - previous, 4), "retry_after_s": round(wait, 4)})
+            early.append(
+                {"poll": i + 1, "after_s": round(sent - previous, 4), "retry_after_s": round(wait, 4)}
+            )
         previous = answered
     return early
 

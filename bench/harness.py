@@ -181,7 +181,11 @@ class Cluster:
     def __init__(self, workdir: Path) -> None:
         self.plane = ControlPlane(workdir / "controlplane")
         self.plane.start()
-        self.plane.install_crds(REPO / "crds")
+        try:
+            self.plane.install_crds(committed_crds(workdir / "crds"))
+        except BaseException:
+            self.plane.stop()
+            raise
         self.kubeconfig = str(self.plane.kubeconfig)
 
     def kubectl(self, *args: str, input: str | None = None) -> str:
@@ -210,6 +214,17 @@ class Cluster:
 
     def stop(self) -> None:
         self.plane.stop()
+
+
+def committed_crds(into: Path) -> Path:
+    """The CRDs as last committed: the shared working tree may hold another engineer's half-done edit."""
+    into.mkdir(parents=True, exist_ok=True)
+    for path in sorted((REPO / "crds").glob("*.yaml")):
+        shown = subprocess.run(
+            ["git", "-C", str(REPO), "show", f"HEAD:crds/{path.name}"], capture_output=True
+        )
+        (into / path.name).write_bytes(shown.stdout if shown.returncode == 0 else path.read_bytes())
+    return into
 
 
 def template(name: str, sandbox: Sandbox, images_group: str, **extra: Any) -> dict[str, Any]:
@@ -407,3 +422,114 @@ def write_result(
     (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     return result
+
+
+@dataclass
+class SingleBuild:
+    topology: str
+    wall_s: float  # from applying the ImageBuild to seeing it final (watched every 0.2 s)
+    status_s: float  # startTime to endTime of its status (whole seconds)
+    phase: str
+    records: list[dict[str, Any]]  # the sandbox's request log while it ran (nothing else ran)
+    started: float
+
+
+def single_builds(env: Env, topologies: Iterable[str], timeout: float = 300) -> list[SingleBuild]:
+    """One build of each topology, one after the other, each alone on the sandbox (so every request
+    in the log while it runs is its own). Templates are applied and seen by the operator first."""
+    net = user_network(env.sandbox) if any(k != "NoVNet" for k in topologies) else {}
+    out = []
+    for kind in topologies:
+        ns = env.cluster.namespace(kind.lower())
+        env.cluster.apply(ns, [template("t", env.sandbox, env.images, **vnet_config(kind, net))])
+        wait_templates_ready(env, ns, 1, 120)
+        time.sleep(1)  # let the template's own requests settle
+        t0 = time.time()
+        env.cluster.apply(ns, [build("b", "t")])
+        done = wait_builds(env, ns, {"b"}, timeout, every=0.2)["builds"]["b"]
+        wall = time.time() - t0
+        records = [r for r in env.sandbox.requests() if float(r["at"]) >= t0]
+        out.append(SingleBuild(kind, wall, build_seconds(done), done["status"]["phase"], records, t0))
+    return out
+
+
+# -- many builds at once --------------------------------------------------------------------------
+
+
+class Watcher:
+    """A watch on ImageTemplates or ImageBuilds in all namespaces, in a thread: when each object was
+    first seen, when its status first said something (a template's topology, a build's phase), and
+    when each build phase was first seen. Same clock for all, no polling granularity."""
+
+    def __init__(self, kubeconfig: str, plural: str) -> None:
+        import threading
+
+        from kubernetes import client, config, watch
+
+        self.plural = plural
+        self.added: dict[str, float] = {}
+        self.first_status: dict[str, float] = {}
+        self.phases: dict[str, dict[str, float]] = {}
+        self._api = client.CustomObjectsApi(config.new_client_from_config(config_file=kubeconfig))
+        self._watch = watch.Watch()
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        version = ""
+        while not self._stop:
+            try:
+                stream = self._watch.stream(self._api.list_cluster_custom_object, GROUP, VERSION, self.plural,
+                                            resource_version=version, timeout_seconds=30)  # fmt: skip
+                for event in stream:
+                    now = time.time()
+                    obj = event["object"]
+                    meta = obj["metadata"]
+                    version = meta.get("resourceVersion", version)
+                    key = f"{meta['namespace']}/{meta['name']}"
+                    self.added.setdefault(key, now)
+                    status = obj.get("status") or {}
+                    said = status.get("phase") if self.plural == "imagebuilds" else status.get("topology")
+                    if said:
+                        self.first_status.setdefault(key, now)
+                    if status.get("phase"):
+                        self.phases.setdefault(key, {}).setdefault(status["phase"], now)
+                    if self._stop:
+                        break
+            except Exception:  # a dropped stream: resume from the last version (or relist)
+                version = ""
+                time.sleep(0.5)
+
+    def latencies(self) -> list[float]:
+        """Seconds from each object's creation being seen to its first status."""
+        return sorted(self.first_status[k] - self.added[k] for k in self.first_status if k in self.added)
+
+    def stop(self) -> None:
+        self._stop = True
+        self._watch.stop()
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def many_templates(env: Env, namespace: str, count: int) -> list[str]:
+    names = [f"t{i:04d}" for i in range(count)]
+    env.cluster.apply(namespace, [template(n, env.sandbox, env.images) for n in names])
+    return names
+
+
+def start_builds(env: Env, namespace: str, templates: list[str]) -> set[str]:
+    names = {f"b-{t}" for t in templates}
+    env.cluster.apply(namespace, [build(f"b-{t}", t) for t in templates])
+    return names
+
+
+def quotas_for(builds: int) -> dict[str, dict[str, int]]:
+    """Enough compute and ACI quota that `builds` Standard_B2s builds fit at once."""
+    return {"compute": {"cores": 4 * builds + 100, "standardBSFamily": 4 * builds + 100},
+            "aci": {"ContainerGroups": builds + 100, "StandardCores": 2 * builds + 100}}  # fmt: skip
