@@ -189,6 +189,11 @@ def uri(hostile: bool = True, min_size: int = 0) -> st.SearchStrategy[str]:
     return st.one_of(plain, text(MAX_ID, min_size=min_size, hostile=hostile)) if hostile else plain
 
 
+def no_action(value: str) -> str:
+    """`value` without `{{` (same length): for the fields Packer Go-templates, where the API refuses it."""
+    return value.replace("{{", "{x")
+
+
 @cache
 def segment(hostile: bool = True) -> st.SearchStrategy[str]:
     """A free segment of an ARM id (`[^/]+`): anything but '/', at least one character."""
@@ -393,7 +398,7 @@ def file_steps(hostile: bool = True) -> st.SearchStrategy[Spec]:
         {
             "type": st.just("File"),
             "sourceUri": uri(hostile, min_size=1),
-            "destination": st.one_of(st.just("/tmp/f"), uri(hostile, min_size=1)),
+            "destination": st.one_of(st.just("/tmp/f"), uri(hostile, min_size=1).map(no_action)),
         },
         {"name": short(hostile), "sha256Checksum": SHA256},
     )
@@ -405,8 +410,8 @@ def windows_restart_steps(hostile: bool = True) -> st.SearchStrategy[Spec]:
         {"type": st.just("WindowsRestart")},
         {
             "name": short(hostile),
-            "restartCommand": long_text(hostile),
-            "restartCheckCommand": long_text(hostile),
+            "restartCommand": long_text(hostile).map(no_action),
+            "restartCheckCommand": long_text(hostile).map(no_action),
             "restartTimeout": DURATIONS,
         },
     )
@@ -418,8 +423,8 @@ def windows_update_steps(hostile: bool = True) -> st.SearchStrategy[Spec]:
         {"type": st.just("WindowsUpdate")},
         {
             "name": short(hostile),
-            "searchCriteria": long_text(hostile),
-            "filters": st.lists(long_text(hostile), max_size=3),
+            "searchCriteria": long_text(hostile).map(no_action),
+            "filters": st.lists(text(api.MAX_FILTER, hostile=hostile).map(no_action), max_size=3),
             "updateLimit": st.integers(0, 2**63 - 1),
         },
     )
@@ -845,6 +850,14 @@ FIELD_SAMPLES: dict[str, Any] = {
 }
 
 
+# The fields Packer Go-templates, by step type: the API refuses `{{` in them.
+GO_TEMPLATED = {
+    "File": ("destination",),
+    "WindowsRestart": ("restartCommand", "restartCheckCommand"),
+    "WindowsUpdate": ("searchCriteria", "filters"),
+}
+
+
 def _unions(manifest: dict[str, Any]) -> Iterator[tuple[tuple[Key, ...], dict[str, type[BaseModel]], Spec]]:
     """(keys, variant models, node) of every union object in a template manifest."""
     spec = manifest["spec"]
@@ -891,6 +904,9 @@ def rule_mutations(manifest: dict[str, Any]) -> Iterator[Mutation]:
                     keys,
                     lambda v: ({k: x for k, x in v.items() if k != "scriptUri"}, ""),
                 )
+        for field in GO_TEMPLATED.get(node.get("type", ""), ()):
+            bad = ["ok", "{{ .Vars }}"] if field == "filters" else "x {{build `ID`}}"
+            yield "go-template-action", keys, _adder(field, bad)
         if node.get("type") == "PowerShell" and not node.get("runElevated"):
             yield (
                 "runAsSystem-without-runElevated",

@@ -157,6 +157,36 @@ CASES = [
         {"spec.validate": {"inVMValidations": [{**FILE, "destination": ""}]}},
         "spec.validate.inVMValidations[0].destination",
     ),
+    Case(
+        "file-destination-go-template",
+        {"spec.customize": [{**FILE, "destination": "/tmp/{{ .Name }}"}]},
+        "spec.customize[0].destination",
+    ),
+    Case(
+        "validator-destination-go-template",
+        {"spec.validate": {"inVMValidations": [{**FILE, "destination": "/tmp/{{x"}]}},
+        "spec.validate.inVMValidations[0].destination",
+    ),
+    Case(
+        "restartCommand-go-template",
+        {"spec.customize": [{"type": "WindowsRestart", "restartCommand": "shutdown {{user `x`}}"}]},
+        "spec.customize[0].restartCommand",
+    ),
+    Case(
+        "restartCheckCommand-go-template",
+        {"spec.customize": [{"type": "WindowsRestart", "restartCheckCommand": "echo {{"}]},
+        "spec.customize[0].restartCheckCommand",
+    ),
+    Case(
+        "searchCriteria-go-template",
+        {"spec.customize": [{"type": "WindowsUpdate", "searchCriteria": "IsInstalled={{0}}"}]},
+        "spec.customize[0].searchCriteria",
+    ),
+    Case(
+        "filters-go-template",
+        {"spec.customize": [{"type": "WindowsUpdate", "filters": ["include:$true", "{{ .x }}"]}]},
+        "spec.customize[0].filters",
+    ),
     Case("inline-empty", {"spec.customize[0].inline": []}, "spec.customize[0].inline"),
     Case(
         "validator-inline-empty",

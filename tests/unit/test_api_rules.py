@@ -12,7 +12,10 @@ import pytest
 import yaml
 
 from kaib.api import update_problems, validate_manifest
+from kaib.api.template import GO_TEMPLATED_REASON
 from kaib.cli import main as kaib
+from kaib.packer import RenderError, render_build
+from kaib.packer.model import OsType
 from tests.unit.api_cases import CASES, IDENTITY, SUB, Case, build, patched, template
 
 
@@ -162,3 +165,51 @@ def test_validate_command_skips_other_api_groups(tmp_path: Path, capsys: pytest.
     wrong_version = _write(tmp_path, "v1.yaml", [{**template(), "apiVersion": "kaib.dev/v1"}])
     assert kaib(["validate", wrong_version]) == 1
     assert "apiVersion: must be kaib.dev/v1alpha1" in capsys.readouterr().out
+
+
+# Every string a step carries, with a valid step of its type and the OS that runs it. `{{` goes into
+# one field at a time; restartTimeout and sha256Checksum are left out: their patterns have no '{'.
+_STEPS: dict[str, tuple[dict[str, Any], OsType, tuple[str, ...]]] = {
+    "Shell": ({"type": "Shell", "inline": ["x"]}, "Linux", ("name", "inline", "scriptUri")),
+    "PowerShell": ({"type": "PowerShell", "inline": ["x"]}, "Windows", ("name", "inline", "scriptUri")),
+    "File": (
+        {"type": "File", "sourceUri": "https://x/f", "destination": "/tmp/f"},
+        "Linux",
+        ("name", "sourceUri", "destination"),
+    ),
+    "WindowsRestart": (
+        {"type": "WindowsRestart"},
+        "Windows",
+        ("name", "restartCommand", "restartCheckCommand"),
+    ),
+    "WindowsUpdate": ({"type": "WindowsUpdate"}, "Windows", ("name", "searchCriteria", "filters")),
+}
+
+
+def _with_action(step: dict[str, Any], field: str) -> dict[str, Any]:
+    out = {k: v for k, v in step.items() if not (field == "scriptUri" and k == "inline")}
+    out[field] = ["ok", "a {{ .Path }}"] if field in ("inline", "filters") else "a{{b"
+    return out
+
+
+@pytest.mark.parametrize(
+    ("kind", "field"), [(kind, field) for kind, (_, _, fields) in _STEPS.items() for field in fields]
+)
+def test_api_refuses_go_template_actions_exactly_where_the_renderer_does(kind: str, field: str) -> None:
+    """`{{` where Packer would expand it: refused by the API (at admission), not first at build time."""
+    base, os_type, _ = _STEPS[kind]
+    step = _with_action(base, field)
+    try:
+        render_build({"customize": [step]}, os_type=os_type)
+        renderer_refuses = False
+    except RenderError as e:
+        assert "template action" in str(e), e
+        renderer_refuses = True
+    problems = validate_manifest(patched(template(), {"spec.customize": [step]}))
+    assert problems == (
+        [(f"spec.customize[0].{field}", f"{field} must not contain '{{{{': {GO_TEMPLATED_REASON}")]
+        if renderer_refuses
+        else []
+    )
+    expected = {"destination", "restartCommand", "restartCheckCommand", "searchCriteria", "filters"}
+    assert renderer_refuses == (field in expected)

@@ -46,6 +46,10 @@ RESOURCE_GROUP_ID = rf"(?i)^{_SUB_RG}$"
 IDENTITY_ID = rf"(?i)^{_SUB_RG}/providers/Microsoft\.ManagedIdentity/userAssignedIdentities/[^/]+$"
 GUID = r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$"
 GO_DURATION = r"^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$"
+# A Windows Update filter: shorter than MAX_TEXT, so that the `{{` rule over 64 of them in each of 256
+# customizers stays within the apiserver's CEL cost budget.
+MAX_FILTER = 1024
+Filter = Annotated[str, Field(max_length=MAX_FILTER)]
 SHA256 = r"^([0-9a-fA-F]{64})?$"  # empty is AIB's default: no check
 Sha256 = Annotated[str, Field(max_length=64, pattern=SHA256)]
 
@@ -55,6 +59,32 @@ EXACTLY_ONE_SCRIPT = "Exactly one of 'scriptUri' or 'inline' can be specified"
 
 def _exactly_one_script(m: Script) -> bool:
     return present(m, "scriptUri") != present(m, "inline")
+
+
+# Packer runs Go's text/template over these provisioner settings again and again, so no escape
+# survives a literal `{{` (kaib.packer.hcl). Inline commands can carry it (kaib uploads them as a
+# script); these fields cannot, so the API refuses it instead of the renderer at build time.
+GO_TEMPLATED_REASON = "Packer expands it as a Go template action and no escape passes it through unchanged"
+
+
+def no_template_action(field: str) -> Rule:
+    """A rule: the string `field` holds no `{{`."""
+    return Rule(
+        cel=f"!has(self.{field}) || !self.{field}.contains('{{{{')",
+        message=f"{field} must not contain '{{{{': {GO_TEMPLATED_REASON}",
+        check=lambda m: "{{" not in (getattr(m, field) or ""),
+        field=field,
+    )
+
+
+def no_template_action_in_items(field: str) -> Rule:
+    """A rule: no item of the string list `field` holds `{{`."""
+    return Rule(
+        cel=f"!has(self.{field}) || self.{field}.all(x, !x.contains('{{{{'))",
+        message=f"{field} must not contain '{{{{': {GO_TEMPLATED_REASON}",
+        check=lambda m: not any("{{" in item for item in getattr(m, field) or []),
+        field=field,
+    )
 
 
 # -- source ------------------------------------------------------------------------------------------
@@ -184,6 +214,8 @@ class FileStep(ApiModel):
         None, description="SHA256 of the file at sourceUri: 64 hex digits [Default: '' (no check)]"
     )
 
+    rules = (no_template_action("destination"),)
+
 
 class WindowsRestartStep(ApiModel):
     """Reboots the VM and waits for it (Windows): Packer's windows-restart provisioner."""
@@ -199,6 +231,9 @@ class WindowsRestartStep(ApiModel):
         None, description="Magnitude and unit, e.g. '5m' or '2h' [Default: '5m']"
     )
 
+    # restartTimeout needs no rule: its pattern has no '{'.
+    rules = (no_template_action("restartCommand"), no_template_action("restartCheckCommand"))
+
 
 class WindowsUpdateStep(ApiModel):
     """Installs Windows updates: the packer-provisioner-windows-update provisioner."""
@@ -207,10 +242,12 @@ class WindowsUpdateStep(ApiModel):
     type: Literal["WindowsUpdate"]
     name: Short | None = Field(None, description="Friendly name of the step")
     searchCriteria: Text | None = Field(None, description="[Default: '' (search all)]")
-    filters: Annotated[list[Text], Field(max_length=64)] | None = Field(
+    filters: Annotated[list[Filter], Field(max_length=64)] | None = Field(
         None, description="[Default: no filter]"
     )
     updateLimit: Annotated[int, Field(ge=0)] | None = Field(None, description="0 means 1000 [Default: 0]")
+
+    rules = (no_template_action("searchCriteria"), no_template_action_in_items("filters"))
 
 
 Customizer = Annotated[
