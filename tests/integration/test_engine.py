@@ -46,6 +46,7 @@ class Operator:
             **self.sandbox.env,
             "KUBECONFIG": self.kube.kubeconfig,
             "KAIB_POLLING_INTERVAL": "0.05",
+            "KAIB_METRICS_PORT": "0",  # a free port: other operators may run beside this one
         }
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(

@@ -23,6 +23,8 @@ from azure.mgmt.network.aio import NetworkManagementClient
 from azure.mgmt.resource.resources.aio import ResourceManagementClient
 from azure.mgmt.storage.aio import StorageManagementClient
 
+from kaib.metrics import AzureRequestMetricsPolicy
+
 AZURE_ARM_ENDPOINT = "https://management.azure.com"
 
 
@@ -97,6 +99,8 @@ class AzureClients:
         kwargs: dict[str, Any] = {
             "base_url": self.settings.arm_endpoint,
             "polling_interval": self.settings.polling_interval,
+            # One record per HTTP attempt: Azure requests by type, method and status, and their latency.
+            "per_retry_policies": [AzureRequestMetricsPolicy()],
         }
         return ServiceClients(
             subscription_id=subscription_id,

@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, cast
 
 import kopf
 
+from kaib import metrics
 from kaib.azure import async_step
 from kaib.azure.arm import Arm
 from kaib.azure.async_step import StepSettings, now_rfc3339
@@ -66,11 +69,17 @@ def register(registry: kopf.OperatorRegistry) -> None:
         done.clear()
         try:
             while not stopped:
+                started = time.monotonic()
                 try:
                     requeue = await _reconcile_build(state, namespace, name)
+                    result = (
+                        "success" if requeue is None else ("requeue" if requeue == 0 else "requeue_after")
+                    )
                 except Exception:
                     log.exception("build %s/%s: reconcile failed; retrying", namespace, name)
                     requeue = state.engine.settings.step.error_requeue
+                    result = "error"
+                metrics.observe_reconcile("imagebuild", result, time.monotonic() - started)
                 if requeue is None:
                     return
                 await stopped.wait(requeue)
@@ -103,10 +112,19 @@ def register(registry: kopf.OperatorRegistry) -> None:
             )
         state.daemons.pop(uid, None)
 
+    @kopf.on.startup(registry=registry)
+    async def ready(**_: Any) -> None:
+        metrics.start_heartbeat()
+        metrics.set_readiness(lambda: True)
+
     @kopf.on.resume(GROUP, VERSION, TEMPLATES, registry=registry)
     @kopf.on.create(GROUP, VERSION, TEMPLATES, registry=registry)
     @kopf.on.update(GROUP, VERSION, TEMPLATES, field="spec", registry=registry)
     async def template_changed(body: kopf.Body, patch: kopf.Patch, reason: str, memo: Any, **_: Any) -> None:
+        with metrics.reconcile_timer("imagetemplate"):
+            await _template_changed(body, patch, reason, memo)
+
+    async def _template_changed(body: kopf.Body, patch: kopf.Patch, reason: str, memo: Any) -> None:
         state: Memo = memo.kaib
         status = templates.validation_status(dict(body), now_rfc3339())
         patch.status.update(status)
@@ -145,8 +163,31 @@ async def _reconcile_build(state: Memo, namespace: str, name: str) -> float | No
             log.info("build %s/%s: %s/%s", namespace, name, phase, sub)
         if phase != before.get("phase") and phase != "Queued":
             await templates.record_last_build(state.engine.kube, build, result.status)
+        _record_metrics(before, result.status)
     _emit(build, result.events)
     return result.requeue
+
+
+def _seconds(start: Any, end: Any) -> float | None:
+    try:
+        fmt = "%Y-%m-%dT%H:%M:%SZ"
+        return (datetime.strptime(str(end), fmt) - datetime.strptime(str(start), fmt)).total_seconds()
+    except ValueError:
+        return None
+
+
+def _record_metrics(before: Mapping[str, Any], after: Mapping[str, Any]) -> None:
+    """Steps that ended and a build that finished in this round."""
+    ended = {s.get("name"): s for s in before.get("steps") or [] if s.get("endTime")}
+    for step in after.get("steps") or []:
+        if step.get("endTime") and step.get("name") not in ended and step.get("state") != "Skipped":
+            seconds = _seconds(step.get("startTime"), step.get("endTime"))
+            if seconds is not None:
+                metrics.step_finished(str(step["name"]), seconds)
+    phase = after.get("phase")
+    if phase in metrics.OUTCOMES and phase != before.get("phase"):
+        seconds = _seconds(after.get("startTime") or after.get("endTime"), after.get("endTime"))
+        metrics.build_finished(str(phase), seconds or 0.0)
 
 
 async def remove_staging(engine: Engine, template: Mapping[str, Any]) -> tuple[bool, str]:

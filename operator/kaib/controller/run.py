@@ -15,6 +15,7 @@ from typing import Any
 
 import kopf
 
+from kaib import metrics
 from kaib.azure.clients import AzureClients
 from kaib.controller import sweeper
 from kaib.controller.handlers import Memo, register
@@ -85,6 +86,7 @@ async def serve(args: argparse.Namespace) -> None:
     register(registry)
     namespaces: list[Any] = list(args.namespace)
     sweeping = sweeper.start(azure, kube, sweeper.settings_from_args(args), engine_settings.step)
+    server = _metrics_server()
     try:
         await kopf.operator(
             registry=registry,
@@ -100,7 +102,20 @@ async def serve(args: argparse.Namespace) -> None:
     finally:
         if sweeping is not None:
             sweeping.cancel()
+        if server is not None:
+            server.close()
         await azure.close()
+
+
+def _metrics_server() -> metrics.MetricsServer | None:
+    """/metrics, /healthz, /readyz on KAIB_METRICS_PORT (default 8080; 0: a free port)."""
+    try:
+        server = metrics.serve(metrics.port_from_env())
+    except OSError as exc:  # a busy port must not stop the builds
+        logging.getLogger(__name__).warning("metrics server not started: %s", exc)
+        return None
+    logging.getLogger(__name__).info("metrics on port %d", server.port)
+    return server
 
 
 def main(args: argparse.Namespace) -> int:
