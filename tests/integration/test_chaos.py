@@ -7,9 +7,24 @@ staging groups, their storage accounts and the distribution outputs are new in t
 
 from __future__ import annotations
 
+import json
+import os
+import random
+import subprocess
+import sys
 import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
 
 from tests.fixtures.controlplane import Kube
+from tests.fixtures.sandbox import FAST_SCALE, SandboxHandle
+from tests.integration.test_engine import LOCATION, Operator, apply, build, template
 
 
 def test_apiserver_restart_keeps_port_certificates_and_objects(kube: Kube) -> None:
@@ -26,3 +41,440 @@ def test_apiserver_restart_keeps_port_certificates_and_objects(kube: Kube) -> No
     out = kube.kubectl("get", "configmap", "chaos-survivor", "-n", "default", "-o", "jsonpath={.data.k}")
     assert out.stdout == "v"
     kube.kubectl("delete", "configmap", "chaos-survivor", "-n", "default")
+
+
+# -- the build shapes: every topology, every distribution type, each outcome ----------------------------
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One build shape and the outcome it has without faults (what every chaos run must reproduce)."""
+
+    name: str
+    topology: str  # NoVNet | SubnetOnly (proxy) | SubnetAndAci
+    distribute: tuple[str, ...]  # ManagedImage | SharedImage (Latest) | SharedImagePinned | VHD
+    expected: str  # the phase
+    message: str = ""  # a part of status.message the outcome must carry
+    container: str = "ok"  # ok | fails | validation-fails
+
+
+KINDS = (
+    Kind("novnet-managed", "NoVNet", ("ManagedImage",), "Succeeded"),
+    Kind("byo-sig", "SubnetAndAci", ("SharedImage",), "Succeeded"),
+    Kind("proxy-managed", "SubnetOnly", ("ManagedImage",), "Succeeded"),
+    Kind("novnet-sig-pinned-and-managed", "NoVNet", ("SharedImagePinned", "ManagedImage"), "Succeeded"),
+    Kind(
+        "byo-customizer-fails", "SubnetAndAci", ("ManagedImage",), "Failed", "customization failed", "fails"
+    ),
+    Kind(
+        "proxy-validation-fails",
+        "SubnetOnly",
+        ("SharedImage",),
+        "PartiallySucceeded",
+        "validator",
+        "validation-fails",
+    ),
+    Kind("novnet-vhd", "NoVNet", ("VHD",), "Failed", "VHD distribution is not supported"),
+)
+
+RG_IMAGES, RG_NET, GALLERY = "chaos-images", "chaos-net", "chaosgal"
+TERMINAL = {"Succeeded", "PartiallySucceeded", "Failed", "Canceled"}
+# The faults ARM really answers under load; 409 only where a write can collide with another operation.
+FAULT_CODES = {"TooManyRequests", "InternalServerError", "ServiceUnavailable", "AnotherOperationInProgress"}
+
+
+@dataclass
+class Bed:
+    """What builds of every kind need in one sandbox: an images group, a gallery, a user's VNet."""
+
+    sandbox: SandboxHandle
+    images_group: str = ""
+    subnets: dict[str, str] = field(default_factory=dict)
+
+    def prepare(self) -> Bed:
+        from azure.mgmt.compute import ComputeManagementClient
+        from azure.mgmt.network import NetworkManagementClient
+        from azure.mgmt.resource.resources import ResourceManagementClient
+
+        sub = f"/subscriptions/{self.sandbox.subscription_id}/resourceGroups"
+        groups = self.sandbox.client(ResourceManagementClient).resource_groups
+        for group in (RG_IMAGES, RG_NET):
+            groups.create_or_update(group, {"location": LOCATION})
+        self.images_group = f"{sub}/{RG_IMAGES}"
+        compute = self.sandbox.client(ComputeManagementClient)
+        compute.galleries.begin_create_or_update(RG_IMAGES, GALLERY, {"location": LOCATION}).result()
+        delegation = {
+            "name": "aci",
+            "properties": {"serviceName": "Microsoft.ContainerInstance/containerGroups"},
+        }
+        vnet = {
+            "location": LOCATION,
+            "properties": {
+                "addressSpace": {"addressPrefixes": ["10.60.0.0/16"]},
+                "subnets": [
+                    {
+                        "name": "build",
+                        "properties": {
+                            "addressPrefix": "10.60.0.0/24",
+                            "privateLinkServiceNetworkPolicies": "Disabled",
+                        },
+                    },
+                    {
+                        "name": "aci",
+                        "properties": {"addressPrefix": "10.60.1.0/24", "delegations": [delegation]},
+                    },
+                ],
+            },
+        }
+        network = self.sandbox.client(NetworkManagementClient)
+        network.virtual_networks.begin_create_or_update(RG_NET, "corp", vnet).result()
+        base = f"{sub}/{RG_NET}/providers/Microsoft.Network/virtualNetworks/corp/subnets"
+        self.subnets = {"build": f"{base}/build", "aci": f"{base}/aci"}
+        return self
+
+    def gallery_image(self, name: str) -> str:
+        """A fresh image definition per template: concurrent Latest builds never share a version."""
+        from azure.mgmt.compute import ComputeManagementClient
+
+        definition = {
+            "location": LOCATION,
+            "properties": {
+                "osType": "Linux",
+                "osState": "Generalized",
+                "hyperVGeneration": "V2",
+                "identifier": {"publisher": "kaib", "offer": "chaos", "sku": name},
+            },
+        }
+        compute = self.sandbox.client(ComputeManagementClient)
+        compute.gallery_images.begin_create_or_update(RG_IMAGES, GALLERY, name, definition).result()
+        return f"{self.images_group}/providers/Microsoft.Compute/galleries/{GALLERY}/images/{name}"
+
+    def template(self, kind: Kind, name: str) -> dict[str, Any]:
+        tmpl = template(name, self.sandbox, self.images_group)
+        spec = tmpl["spec"]
+        if kind.topology == "SubnetOnly":
+            spec["vmProfile"]["vnetConfig"] = {"subnetId": self.subnets["build"]}
+        elif kind.topology == "SubnetAndAci":
+            spec["vmProfile"]["vnetConfig"] = {
+                "subnetId": self.subnets["build"],
+                "containerInstanceSubnetId": self.subnets["aci"],
+            }
+        spec["distribute"] = [self._target(kind, name, i, what) for i, what in enumerate(kind.distribute)]
+        if kind.container == "validation-fails":
+            spec["validate"] = {
+                "continueDistributeOnFailure": True,
+                "inVMValidations": [{"type": "Shell", "name": "check", "inline": ["false"]}],
+            }
+        return tmpl
+
+    def _target(self, kind: Kind, name: str, i: int, what: str) -> dict[str, Any]:
+        output = f"out{i}"
+        if what == "ManagedImage":
+            image = f"{self.images_group}/providers/Microsoft.Compute/images/{name}-{i}"
+            return {"type": what, "runOutputName": output, "imageId": image, "location": LOCATION}
+        if what == "VHD":
+            return {"type": what, "runOutputName": output}
+        image = self.gallery_image(f"{name}-{i}")
+        if what == "SharedImagePinned":
+            image += "/versions/1.0.0"
+        return {"type": "SharedImage", "runOutputName": output, "galleryImageId": image}
+
+    def outcome(self, kind: Kind, build_id: str, scale: float) -> None:
+        """How this build's modelled builder container ends (one real second of customizing)."""
+        seconds = 1.0 / scale
+        pattern = f"kaib-{build_id}-*"
+        if kind.container == "fails":
+            result = {"message": "Shell customizer 'hello' failed"}
+            self.sandbox.add_outcome(
+                pattern, exitCode=1, seconds=seconds, logs="hello failed\n", result=result
+            )
+        elif kind.container == "validation-fails":
+            phases: list[dict[str, Any]] = [
+                {
+                    "name": "customize",
+                    "start": "2026-01-01T00:00:00Z",
+                    "end": "2026-01-01T00:00:01Z",
+                    "exitCode": 0,
+                },
+                {
+                    "name": "validate",
+                    "start": "2026-01-01T00:00:01Z",
+                    "end": "2026-01-01T00:00:02Z",
+                    "exitCode": 1,
+                },
+            ]
+            result = {"status": "Failed", "message": "validator 'check' failed", "phases": phases}
+            self.sandbox.add_outcome(pattern, exitCode=1, seconds=seconds, result=result)
+        else:
+            self.sandbox.add_outcome(pattern, exitCode=0, seconds=seconds)
+
+
+# -- watching a run: creations, faults, leaks ------------------------------------------------------------
+
+
+class RequestWatch:
+    """The sandbox's request log, read often enough that nothing scrolls out of it, and across restarts
+    of the sandbox: the union of what every read returned since `start`."""
+
+    def __init__(self) -> None:
+        self.seen: dict[tuple[float, str, str, int], dict[str, Any]] = {}
+        self.start = time.time()
+        self.gap = False
+
+    def poll(self, sandbox: SandboxHandle, limit: int = 4000) -> None:
+        batch = [r for r in sandbox.requests(limit=limit) if r["at"] >= self.start]
+        if len(batch) == limit and self.seen and batch[0]["at"] > max(k[0] for k in self.seen):
+            self.gap = True  # more requests than `limit` since the last read: some were never seen
+        for r in batch:
+            self.seen[(r["at"], r["method"], r["path"], r["status"])] = r
+
+    def creations(self) -> Counter[str]:
+        """PUTs answered 201 (a resource created) per resource id."""
+        return Counter(
+            r["path"].split("?")[0].lower()
+            for r in self.seen.values()
+            if r["method"] == "PUT" and r["status"] == 201
+        )
+
+    def duplicates(self) -> dict[str, int]:
+        return {path: n for path, n in self.creations().items() if n > 1}
+
+    def faulted(self) -> int:
+        return sum(1 for r in self.seen.values() if r.get("code") in FAULT_CODES)
+
+
+def leaks(before: set[str], after: list[dict[str, Any]], statuses: list[dict[str, Any]]) -> list[str]:
+    """New resources that are neither a staging group, a storage account in one, nor a run output."""
+    staging = {str(s.get("stagingResourceGroup", "")).lower() for s in statuses} - {""}
+    outputs = {str(o.get("artifactId", "")).lower() for s in statuses for o in s.get("runOutputs") or []}
+    left = []
+    for r in after:
+        rid = r["id"].lower()
+        if rid in before or rid in staging or rid in outputs:
+            continue
+        in_staging = any(rid.startswith(group + "/") for group in staging)
+        if in_staging and r["type"].lower() == "microsoft.storage/storageaccounts":
+            continue
+        left.append(r["id"])
+    return sorted(left)
+
+
+def outcome_problem(kind: Kind, status: dict[str, Any], inventory: set[str]) -> str | None:
+    """Why this terminal status is not the outcome the build has without faults (None: it is)."""
+    if status.get("phase") != kind.expected:
+        return f"phase {status.get('phase')}, expected {kind.expected}: {status.get('message')}"
+    if kind.message not in str(status.get("message", "")):
+        return f"message lacks {kind.message!r}: {status.get('message')}"
+    if kind.expected in ("Succeeded", "PartiallySucceeded"):
+        outputs = status.get("runOutputs") or []
+        if len(outputs) != len(kind.distribute):
+            return f"runOutputs {outputs}"
+        for o in outputs:
+            if o.get("provisioningState") != "Succeeded" or o["artifactId"].lower() not in inventory:
+                return f"run output not made: {o}"
+    return None
+
+
+class ChaosOperator(Operator):
+    """`kaib run` watching only the run's namespace (other tests' builds are not its business)."""
+
+    def __init__(self, kube: Kube, sandbox: SandboxHandle, log_path: Path, namespace: str) -> None:
+        super().__init__(kube, sandbox, log_path)
+        self.namespace = namespace
+        self.starts = 0
+
+    def start(self) -> None:
+        env = {
+            **os.environ,
+            **self.sandbox.env,
+            "KUBECONFIG": self.kube.kubeconfig,
+            "KAIB_POLLING_INTERVAL": "0.05",
+        }
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "kaib.cli", "run", "--watch-timeout", "60", "-n", self.namespace],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        self.starts += 1
+
+
+# -- one chaos run ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Chaos:
+    """What one run disturbs and how hard; `seed` decides the kinds, the kill moments and the fault mix."""
+
+    seed: int
+    builds: int = 3
+    kills: bool = True
+    fault_rate: float = 0.0  # about this share of ARM requests is answered with an injected fault
+    disruption: str = ""  # "" | "sandbox-restart" | "apiserver-restart"
+    kinds: tuple[Kind, ...] = ()  # default: `builds` different kinds drawn by the seed
+    scale: float = FAST_SCALE * 5
+    kill_window: float = 2.5  # a kill lands this long at most after the new operator first calls ARM
+    max_kills: int = 1000  # then the builds finish undisturbed (CI's budget)
+    timeout: float = 300
+
+
+def add_faults(sandbox: SandboxHandle, rate: float, rng: random.Random) -> None:
+    # Rules are tried in order and the first that fires answers: two rules of rate/2 fault about `rate`
+    # of the reads, PUTs and DELETEs meet a third (409) as well.
+    share = rate / 2
+    five = rng.choice([(500, "InternalServerError"), (503, "ServiceUnavailable")])
+    sandbox.add_fault(status=429, code="TooManyRequests", probability=share, retryAfter=1)
+    sandbox.add_fault(status=five[0], code=five[1], probability=share)
+    for method in ("PUT", "DELETE"):
+        sandbox.add_fault(status=409, code="AnotherOperationInProgress", method=method, probability=share)
+
+
+def run_chaos(
+    kube: Kube,
+    bed: Bed,
+    chaos: Chaos,
+    workdir: Path,
+    restart_sandbox: Callable[[], SandboxHandle] | None = None,
+) -> dict[str, Any]:
+    """Run the builds under chaos to their end; the report says what happened and whether it passed."""
+    rng = random.Random(chaos.seed)
+    kinds = list(chaos.kinds) or rng.sample(KINDS, chaos.builds)
+    ns = kube.namespace(f"chaos-{chaos.seed}-{uuid.uuid4().hex[:4]}")
+    docs = [bed.template(kind, f"t{i}") for i, kind in enumerate(kinds)]
+    before = {r["id"].lower() for r in bed.sandbox.inventory()}
+    watch = RequestWatch()
+    bed.sandbox.set_latency(scale=chaos.scale)
+    if chaos.fault_rate:
+        add_faults(bed.sandbox, chaos.fault_rate, rng)
+    op = ChaosOperator(kube, bed.sandbox, workdir / f"operator-{chaos.seed}.log", ns)
+    op.start()
+    for i, doc in enumerate(docs):
+        apply(kube, ns, doc, build(f"b{i}", f"t{i}"))
+    trigger = rng.choice(["Building", "Customizing", "Distributing"])
+    ids: dict[str, Kind] = {}
+    statuses: dict[str, dict[str, Any]] = {}
+    kills = crashes = 0
+    disrupted = ""
+    active_from, kill_at = bed.sandbox.counters()["total"], None
+    started = time.monotonic()
+    try:
+        while time.monotonic() - started < chaos.timeout:
+            items = json.loads(
+                kube.kubectl("get", "imagebuild", "-n", ns, "-o", "json", check=False).stdout or "{}"
+            )
+            statuses = {
+                i["metadata"]["name"]: i.get("status") or {} for i in items.get("items", [])
+            } or statuses
+            for name, status in statuses.items():
+                if status.get("buildId") and status["buildId"] not in ids:
+                    ids[status["buildId"]] = kinds[int(name[1:])]
+                    bed.outcome(ids[status["buildId"]], status["buildId"], chaos.scale)
+            watch.poll(bed.sandbox)
+            if len(statuses) == len(kinds) and all(s.get("phase") in TERMINAL for s in statuses.values()):
+                break
+            if op.process is not None and op.process.poll() is not None:
+                crashes += 1  # it died by itself: an engine defect, but the run goes on
+                op.start()
+            if (
+                chaos.disruption
+                and not disrupted
+                and any(s.get("subState") == trigger for s in statuses.values())
+            ):
+                disrupted = f"{chaos.disruption} at {trigger}"
+                if chaos.disruption == "apiserver-restart":
+                    kube.plane.restart_apiserver(down_seconds=rng.uniform(1, 3))
+                elif restart_sandbox is not None:
+                    bed.sandbox = op.sandbox = restart_sandbox()
+                    bed.sandbox.set_latency(scale=chaos.scale)
+                    for build_id, kind in ids.items():
+                        bed.outcome(kind, build_id, chaos.scale)
+                    active_from = bed.sandbox.counters()["total"]
+            if chaos.kills and kills < chaos.max_kills:
+                total = bed.sandbox.counters()["total"]
+                if kill_at is None and total > active_from:
+                    kill_at = time.monotonic() + rng.uniform(0, chaos.kill_window)
+                if kill_at is not None and time.monotonic() >= kill_at:
+                    op.kill()
+                    kills += 1
+                    op.start()
+                    active_from, kill_at = bed.sandbox.counters()["total"], None
+            time.sleep(0.2)
+    finally:
+        bed.sandbox.clear_faults()
+        op.stop()
+    watch.poll(bed.sandbox)
+    after = bed.sandbox.inventory()
+    inventory = {r["id"].lower() for r in after}
+    results = []
+    for name in sorted(statuses):
+        kind = kinds[int(name[1:])]
+        status = statuses[name]
+        problem = (
+            outcome_problem(kind, status, inventory) if status.get("phase") in TERMINAL else "not finished"
+        )
+        results.append(
+            {
+                "build": name,
+                "kind": kind.name,
+                "expected": kind.expected,
+                "phase": status.get("phase"),
+                "problem": problem,
+            }
+        )
+    leaked = leaks(before, after, list(statuses.values()))
+    leaked += [r["id"] for r in after if (r.get("tags") or {}).get("kaib.dev/build-id") in ids]
+    requests = len(watch.seen)
+    report = {
+        "seed": chaos.seed,
+        "namespace": ns,
+        "builds": results,
+        "kills": kills,
+        "crashes": crashes,
+        "disruption": disrupted,
+        "faultRate": chaos.fault_rate,
+        "requests": requests,
+        "faulted": watch.faulted(),
+        "faultedShare": round(watch.faulted() / requests, 3) if requests else 0.0,
+        "duplicates": watch.duplicates(),
+        "leaked": sorted(set(leaked)),
+        "logGap": watch.gap,
+        "seconds": round(time.monotonic() - started, 1),
+        "operatorLog": str(op.log_path),
+    }
+    report["passed"] = (
+        all(r["problem"] is None for r in results)
+        and len(results) == len(kinds)
+        and not report["duplicates"]
+        and not report["leaked"]
+        and not watch.gap
+        and crashes == 0
+    )
+    return report
+
+
+# -- CI: a reduced set of seeds (the full run: bench/run chaos) -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def bed(sandbox: SandboxHandle) -> Iterator[Bed]:
+    yield Bed(sandbox).prepare()
+    sandbox.set_latency(scale=FAST_SCALE)
+    sandbox.clear_faults()
+    sandbox.clear_outcomes()
+
+
+def check(report: dict[str, Any]) -> None:
+    assert report["passed"], json.dumps(report, indent=1)
+
+
+def test_every_kind_without_faults_has_its_expected_outcome(kube: Kube, bed: Bed, tmp_path: Path) -> None:
+    """The baseline the chaos runs are held to."""
+    check(run_chaos(kube, bed, Chaos(seed=0, kills=False, kinds=KINDS), tmp_path))
+
+
+def test_operator_killed_at_random_under_arm_faults(kube: Kube, bed: Bed, tmp_path: Path) -> None:
+    report = run_chaos(kube, bed, Chaos(seed=7, builds=3, fault_rate=0.12, max_kills=4), tmp_path)
+    check(report)
+    assert report["kills"] == 4 and 0.05 <= report["faultedShare"] <= 0.2, report
