@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -118,6 +119,13 @@ class Sandbox:
                 self.process.kill()
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
 # -- the operator ---------------------------------------------------------------------------------
 
 
@@ -132,15 +140,43 @@ class Operator:
             max_active,
         )
         self.process: subprocess.Popen[bytes] | None = None
+        self.metrics_port = free_port()
 
     def start(self) -> None:
         env = {**os.environ, **self.sandbox.env, "KUBECONFIG": self.kubeconfig}
+        env["KAIB_METRICS_PORT"] = str(self.metrics_port)  # 8080 may be another operator's
         cmd = [sys.executable, "-m", "kaib.cli", "run", "--watch-timeout", "60"]
         cmd += ["--max-active-builds", str(self.max_active)]
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
             )
+
+    def wait_ready(self, timeout: float = 120) -> None:
+        """Until kopf has logged in (its watches start then): measurements begin after start-up."""
+        deadline = time.monotonic() + timeout
+        while "Initial authentication has finished" not in self.log_path.read_text(errors="replace"):
+            if not self.alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"the operator did not start\n{self.log()}")
+            time.sleep(0.2)
+        time.sleep(1)
+
+    def metrics(self) -> str | None:
+        """The /metrics text, or None when the operator serves none."""
+        try:
+            url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+            with urllib.request.urlopen(url, timeout=10) as response:
+                text: str = response.read().decode()
+                return text
+        except OSError:
+            return None
+
+    def rss_mib(self) -> float:
+        assert self.process is not None
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -322,6 +358,7 @@ def environment(
         cluster = Cluster(workdir)
         operator = Operator(cluster.kubeconfig, sandbox, workdir / "operator.log", max_active)
         operator.start()
+        operator.wait_ready()
         yield Env(workdir, sandbox, cluster, operator, images_group(sandbox))
     finally:
         if operator is not None:
@@ -533,3 +570,25 @@ def quotas_for(builds: int) -> dict[str, dict[str, int]]:
     """Enough compute and ACI quota that `builds` Standard_B2s builds fit at once."""
     return {"compute": {"cores": 4 * builds + 100, "standardBSFamily": 4 * builds + 100},
             "aci": {"ContainerGroups": builds + 100, "StandardCores": 2 * builds + 100}}  # fmt: skip
+
+
+def histogram_quantiles(text: str, metric: str, quantiles: Iterable[float]) -> dict[str, Any] | None:
+    """Quantiles of a Prometheus histogram (all label sets summed) as the upper bound of the bucket
+    they fall in, plus the count and mean; None when the metric has no samples."""
+    buckets: dict[float, float] = {}
+    total = count = 0.0
+    for line in text.splitlines():
+        if line.startswith(f"{metric}_bucket{{"):
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            bound = float("inf") if le == "+Inf" else float(le)
+            buckets[bound] = buckets.get(bound, 0.0) + float(line.rsplit(" ", 1)[1])
+        elif line.startswith(f"{metric}_sum"):
+            total += float(line.rsplit(" ", 1)[1])
+        elif line.startswith(f"{metric}_count"):
+            count += float(line.rsplit(" ", 1)[1])
+    if not count:
+        return None
+    out: dict[str, Any] = {"count": int(count), "mean_s": round(total / count, 4)}
+    for q in quantiles:
+        out[f"p{round(q * 100)}_s_at_most"] = next(b for b in sorted(buckets) if buckets[b] >= q * count)
+    return out

@@ -83,6 +83,31 @@ def analyse(b: harness.SingleBuild, latency: armlog.Latency) -> dict[str, Any]:
     return figures
 
 
+def findings(per: dict[str, dict[str, Any]]) -> list[str]:
+    """What the figures show, in words, for the report (derived from the figures, never fixed)."""
+    out = []
+    for kind, f in per.items():
+        first = f["of_which_immediately_after_the_initial_answer"]
+        if first:
+            out.append(
+                f"{kind}: {first} of {f['long_running_operations']} LROs polled right after the initial "
+                "answer, before its retry-after-ms: the engine awaits the SDK poller's result() "
+                "(kaib/azure/async_step.py _follow), and azure-core's _poll calls update_status() once "
+                "before its first delay (azure/core/polling/base_polling.py)."
+            )
+        for op, polls in f["early_polls"].items():
+            for p in polls:
+                if p["poll"] != 1:
+                    out.append(
+                        f"{kind}: {op}: poll {p['poll']} sent {p['after_s']} s after the previous answer, "
+                        f"whose retry-after-ms said {p['retry_after_s']} s."
+                    )
+        dups = f["write_accounting"]["duplicates"]
+        if dups:
+            out.append(f"{kind}: writes repeated on one path: {dups}.")
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -111,6 +136,7 @@ def main() -> int:
         "polls_sooner_than_retry_after": 0,
         "reads_per_lro_max": READS_PER_LRO,
     }
+    notes += findings(per)
     met = all(all(f["met"].values()) for f in per.values())
     harness.write_result(
         "requests", {"latency_scale": args.scale, "per_topology": per}, targets, met, notes, load
