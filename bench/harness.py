@@ -592,3 +592,25 @@ def histogram_quantiles(text: str, metric: str, quantiles: Iterable[float]) -> d
     for q in quantiles:
         out[f"p{round(q * 100)}_s_at_most"] = next(b for b in sorted(buckets) if buckets[b] >= q * count)
     return out
+
+
+def operator_errors(log: str) -> dict[str, int]:
+    """Tracebacks in the operator's log, counted by their exception line and the innermost kaib frame."""
+    counts: dict[str, int] = {}
+    lines = log.splitlines()
+    for i, line in enumerate(lines):
+        if not line.startswith("Traceback"):
+            continue
+        frames, j = [], i + 1
+        while j < len(lines) and (lines[j].startswith(" ") or lines[j].startswith("\t")):
+            if "/kaib/" in lines[j] and lines[j].strip().startswith("File"):
+                frames.append(
+                    lines[j].strip().split("/kaib/", 1)[1].replace('", line ', ":").replace(", in ", " ")
+                )
+            j += 1
+        error = lines[j].split(":", 1)[0] if j < len(lines) else "?"
+        # the innermost kaib frame, and the innermost controller frame that led there (which step)
+        step = next((f for f in reversed(frames) if f.startswith("controller/")), "")
+        key = f"{error} at {frames[-1] if frames else '?'} from {step}"
+        counts[key] = counts.get(key, 0) + 1
+    return counts

@@ -64,6 +64,7 @@ def main() -> int:
         load["builds_done"] = harness.load_average()
         rss = op.peak_rss_mib()
         metrics = op.metrics()
+        tracebacks = harness.operator_errors(env.operator.log_path.read_text(errors="replace"))
         templates_w.stop()
         builds_w.stop()
     load["after"] = harness.load_average()
@@ -71,7 +72,7 @@ def main() -> int:
     t_lat, b_lat = templates_w.latencies(), builds_w.latencies()
     reconcile = t_lat + b_lat
     durations = sorted(harness.build_seconds(obj) for obj in done.values())
-    figures = {
+    figures: dict[str, Any] = {
         "templates": args.templates,
         "builds": args.builds,
         "latency_scale": args.scale,
@@ -115,6 +116,7 @@ def main() -> int:
             f"run at {args.templates} templates / {args.builds} builds, not the issue's "
             f"{TEMPLATES} / {BUILDS}: `bench/run scale` runs the full size."
         )
+    figures["operator_tracebacks"] = tracebacks  # exceptions the engine did not handle (it retried them)
     targets = {**TARGETS, "every_build": "Succeeded", "templates": TEMPLATES, "builds": BUILDS}
     harness.write_result("scale", figures, targets, met, notes, load)
     return 0 if met else 1

@@ -47,6 +47,7 @@ def main() -> int:
         wall = time.time() - t0
         load["during"] = harness.load_average()
         counters = env.sandbox.counters()
+        tracebacks = harness.operator_errors(env.operator.log_path.read_text(errors="replace"))
     load["after"] = harness.load_average()
     phases = Counter(obj["status"]["phase"] for obj in done.values())
     by_status: Counter[str] = Counter()
@@ -59,7 +60,7 @@ def main() -> int:
     requests = counters["total"] - before  # the builds' requests (the templates' came before)
     succeeded_requests = requests - throttled
     durations = sorted(harness.build_seconds(obj) for obj in done.values())
-    figures = {
+    figures: dict[str, Any] = {
         "builds": args.builds,
         "latency_scale": args.scale,
         "phases": dict(phases),
@@ -73,6 +74,7 @@ def main() -> int:
         "throttled_per_successful_request": round(throttled / max(1, succeeded_requests), 3),
         "answers_by_status": dict(by_status),
     }
+    figures["operator_tracebacks"] = tracebacks  # exceptions the engine did not handle (it retried them)
     targets = {"every_build": "Succeeded", "throttled_per_successful_request_at_most": MAX_429_PER_REQUEST}
     at_this_size = phases.get("Succeeded", 0) == args.builds and (
         figures["throttled_per_successful_request"] <= MAX_429_PER_REQUEST
