@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from kaib.packer import RenderedBuild, RenderError, render_build, write_build
-from kaib.packer.render import infer_os_type
+from kaib.packer.render import MAX_NAME, infer_os_type
 from tests.unit.packer_cases import CASES, LINUX_ALL, LINUX_FACTS, WINDOWS_CORE
 
 GOLDEN = Path(__file__).parents[1] / "golden" / "packer"
@@ -69,6 +69,26 @@ def test_phases_and_steps() -> None:
     assert customize.files == (("scripts/customize-06.sh", script),)
     assert "{{ .Path }}' {{x}}" not in customize.template
     assert [p.log for p in build.phases] == ["customization.log", "validation.log", "customization.log"]
+
+
+def _download_path(source_uri: str) -> str:
+    step = {"type": "File", "sourceUri": source_uri, "destination": "/tmp/"}
+    return render_build({"customize": [step]}, LINUX_FACTS).phases[0].downloads[0].path
+
+
+def test_download_names_are_bounded_deterministic_and_distinct() -> None:
+    # The URL's last segment, up to MAX_NAME bytes: Packer uploads into a folder destination by name.
+    assert _download_path("https://x/a/setup%20me.tar.gz?sig=1") == "downloads/customize-01/setup_me.tar.gz"
+    assert _download_path("https://x/" + "a" * MAX_NAME) == "downloads/customize-01/" + "a" * MAX_NAME
+    # Longer: its start, a hash of the whole segment, its extension (the agent's NAME_MAX is 255 bytes).
+    long_a, long_b = "https://x/" + "é" * 300 + "a.tar.gz", "https://x/" + "é" * 300 + "b.tar.gz"
+    name_a, name_b = Path(_download_path(long_a)).name, Path(_download_path(long_b)).name
+    assert len(name_a.encode()) == len(name_b.encode()) == MAX_NAME
+    assert name_a.startswith("_" * 50) and name_a.endswith(".gz")
+    assert name_a != name_b
+    assert _download_path(long_a) == _download_path(long_a)
+    # Not a URL Python parses (an unclosed '[' in the host): a name all the same, no crash.
+    assert _download_path("https://[x/dir/f.txt") == "downloads/customize-01/f.txt"
 
 
 def test_every_step_has_a_marker_in_order() -> None:

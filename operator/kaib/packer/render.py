@@ -13,6 +13,7 @@ template: the agent sets `ssh_private_key_file` (a file it writes from its secre
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 import re
 from collections.abc import Mapping, Sequence
@@ -46,6 +47,9 @@ WINDOWS_PUBLISHERS = {"microsoftwindowsserver", "microsoftwindowsdesktop", "micr
 DEFAULT_UPDATE_LIMIT = 1000
 # Shebang Packer's shell provisioner puts before inline commands; our generated scripts match it.
 INLINE_SHEBANG = "#!/bin/sh -e"
+
+# Longest local name of a download, in bytes: well under NAME_MAX (255) and Windows' path limits.
+MAX_NAME = 100
 
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
@@ -267,9 +271,24 @@ def _required(item: Mapping[str, Any], field: str, ctx: _StepContext) -> str:
 
 
 def _basename(url: str) -> str:
-    name = posixpath.basename(unquote(urlsplit(url).path)) or "file"
-    # A local path Packer will template: keep it boring.
-    return _SAFE_NAME.sub("_", name)
+    """The local name of a download: the URL's last path segment, made safe and at most MAX_NAME long.
+
+    A longer name keeps its start and extension around a hash of the whole segment, so that it stays
+    deterministic and different names stay different (the agent cannot create names over 255 bytes).
+    """
+    try:
+        path = urlsplit(url).path
+    except ValueError:  # e.g. an unclosed '[' in the host: not a URL Python parses, still a name
+        path = url.split("?", 1)[0].split("#", 1)[0]
+    segment = posixpath.basename(unquote(path)) or "file"
+    # A local path Packer will template: keep it boring (ASCII only, so characters are bytes).
+    name = _SAFE_NAME.sub("_", segment)
+    if len(name) <= MAX_NAME:
+        return name
+    digest = hashlib.sha256(segment.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    stem, dot, extension = name.rpartition(".")
+    suffix = f".{extension}" if dot and stem and len(extension) <= 10 else ""
+    return f"{name[: MAX_NAME - len(digest) - 1 - len(suffix)]}-{digest}{suffix}"
 
 
 # -- the template text -----------------------------------------------------------------------
