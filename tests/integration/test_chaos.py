@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from tests.fixtures.controlplane import Kube
-from tests.fixtures.sandbox import FAST_SCALE, SandboxHandle
+from tests.fixtures.sandbox import FAST_SCALE, SandboxHandle, start_sandbox, stop_sandbox
 from tests.integration.test_engine import LOCATION, Operator, apply, build, template
 
 
@@ -184,7 +184,7 @@ class Bed:
         seconds = 1.0 / scale
         pattern = f"kaib-{build_id}-*"
         if kind.container == "fails":
-            result = {"message": "Shell customizer 'hello' failed"}
+            result: dict[str, Any] = {"message": "Shell customizer 'hello' failed"}
             self.sandbox.add_outcome(
                 pattern, exitCode=1, seconds=seconds, logs="hello failed\n", result=result
             )
@@ -382,10 +382,11 @@ def run_chaos(
                 and not disrupted
                 and any(s.get("subState") == trigger for s in statuses.values())
             ):
-                disrupted = f"{chaos.disruption} at {trigger}"
+                disrupted = f"{chaos.disruption} at {trigger}, {time.monotonic() - started:.1f} s in"
                 if chaos.disruption == "apiserver-restart":
                     kube.plane.restart_apiserver(down_seconds=rng.uniform(1, 3))
                 elif restart_sandbox is not None:
+                    watch.poll(bed.sandbox)
                     bed.sandbox = op.sandbox = restart_sandbox()
                     bed.sandbox.set_latency(scale=chaos.scale)
                     for build_id, kind in ids.items():
@@ -478,3 +479,54 @@ def test_operator_killed_at_random_under_arm_faults(kube: Kube, bed: Bed, tmp_pa
     report = run_chaos(kube, bed, Chaos(seed=7, builds=3, fault_rate=0.12, max_kills=4), tmp_path)
     check(report)
     assert report["kills"] == 4 and 0.05 <= report["faultedShare"] <= 0.2, report
+
+
+class StatefulSandbox:
+    """A sandbox of its own with --state on a fixed port, restartable mid-build. Its environment is
+    applied to os.environ while it runs (DefaultAzureCredential reads it there), as the fixture does."""
+
+    def __init__(self, workdir: Path) -> None:
+        from kaib.devenv.controlplane import free_port
+
+        self.args = ("--state", str(workdir / "sandbox-state.json"), "--port", str(free_port()))
+        self.handle = start_sandbox(*self.args)
+        self.saved = {k: os.environ.get(k) for k in self.handle.env}
+        os.environ.update(self.handle.env)
+
+    def restart(self) -> SandboxHandle:
+        stop_sandbox(self.handle)
+        self.handle = start_sandbox(*self.args)
+        return self.handle
+
+    def stop(self) -> None:
+        for k, v in self.saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        stop_sandbox(self.handle)
+
+
+def run_with_restartable_sandbox(kube: Kube, chaos: Chaos, workdir: Path) -> dict[str, Any]:
+    workdir.mkdir(parents=True, exist_ok=True)
+    own = StatefulSandbox(workdir)
+    try:
+        return run_chaos(kube, Bed(own.handle).prepare(), chaos, workdir, restart_sandbox=own.restart)
+    finally:
+        own.stop()
+
+
+def test_sandbox_restarted_with_its_state_mid_build(kube: Kube, tmp_path: Path) -> None:
+    report = run_with_restartable_sandbox(
+        kube, Chaos(seed=3, builds=2, kills=False, disruption="sandbox-restart"), tmp_path
+    )
+    check(report)
+    assert report["disruption"].startswith("sandbox-restart"), report
+
+
+def test_apiserver_restarted_mid_build(kube: Kube, bed: Bed, tmp_path: Path) -> None:
+    report = run_chaos(
+        kube, bed, Chaos(seed=5, builds=2, kills=False, disruption="apiserver-restart"), tmp_path
+    )
+    check(report)
+    assert report["disruption"].startswith("apiserver-restart"), report

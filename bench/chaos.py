@@ -1,0 +1,145 @@
+"""Benchmark: the full chaos run (the CI test tests/integration/test_chaos.py runs a reduced set).
+
+1. Baseline: one build of every kind (topology x distribution type x outcome), no faults: the outcome
+   each kind must reach under chaos.
+2. Kills: SEEDS runs of BUILDS concurrent builds of kinds drawn by the seed; the operator is SIGKILLed
+   at a random moment (0..2.5 s after the restarted operator first calls ARM) up to KILLS_PER_SEED
+   times per run, while the sandbox answers about `fault_rate` (drawn by the seed, 5 to 20 percent)
+   of ARM requests with 429, 500 or 503, and PUTs/DELETEs also with 409 AnotherOperationInProgress.
+3. A sandbox restarted with --state mid-build, and a kube-apiserver restarted mid-build (each twice).
+Pass, per run: every build reaches its baseline outcome, no resource is created twice (PUT 201 per id
+in the sandbox's request log), nothing leaked (only staging groups, their storage accounts and the
+run outputs are new in the inventory). Results: bench/results/chaos.json (`--out` elsewhere).
+Usage: bench/run chaos [--seeds N] [--kills-per-seed N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.sandbox import machine
+from tests.fixtures.controlplane import Kube
+from tests.fixtures.sandbox import start_sandbox, stop_sandbox
+from tests.integration.test_chaos import KINDS, Bed, Chaos, run_chaos, run_with_restartable_sandbox
+
+from kaib.devenv.controlplane import ControlPlane
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = Path(__file__).parent / "results" / "chaos.json"
+TARGETS = {"kills": 50, "builds_under_kills": 10, "duplicated": 0, "leaked": 0, "wrong_outcomes": 0}
+
+
+def row(stage: str, report: dict[str, Any]) -> dict[str, Any]:
+    wrong = [b for b in report["builds"] if b["problem"]]
+    print(
+        f"{stage} seed {report['seed']}: passed={report['passed']} kills={report['kills']} "
+        f"faulted={report['faultedShare']} {report['seconds']} s {wrong or ''}",
+        flush=True,
+    )
+    return {"stage": stage, **report}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--kills-per-seed", type=int, default=11)
+    parser.add_argument("--builds", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="kaib-bench-chaos-"))
+    plane = ControlPlane(workdir / "controlplane")
+    plane.start()
+    rows: list[dict[str, Any]] = []
+    try:
+        plane.install_crds(REPO / "crds")
+        kube = Kube(plane)
+        sandbox = start_sandbox()
+        os.environ.update(sandbox.env)
+        try:
+            bed = Bed(sandbox).prepare()
+            rows.append(
+                row("baseline", run_chaos(kube, bed, Chaos(seed=0, kills=False, kinds=KINDS), workdir))
+            )
+            for seed in range(1, args.seeds + 1):
+                rate = round(random.Random(seed).uniform(0.05, 0.20), 3)
+                chaos = Chaos(seed=seed, builds=args.builds, fault_rate=rate, max_kills=args.kills_per_seed)
+                rows.append(row("kills+faults", run_chaos(kube, bed, chaos, workdir)))
+            for seed in (101, 102):
+                chaos = Chaos(seed=seed, builds=2, kills=False, disruption="apiserver-restart")
+                rows.append(row("apiserver-restart", run_chaos(kube, bed, chaos, workdir)))
+        finally:
+            stop_sandbox(sandbox)
+        for seed in (201, 202):
+            chaos = Chaos(seed=seed, builds=2, kills=False, disruption="sandbox-restart")
+            rows.append(
+                row("sandbox-restart", run_with_restartable_sandbox(kube, chaos, workdir / str(seed)))
+            )
+    finally:
+        plane.stop()
+    killed = [r for r in rows if r["stage"] == "kills+faults"]
+    figures = {
+        "runs": len(rows),
+        "builds": sum(len(r["builds"]) for r in rows),
+        "kills": sum(r["kills"] for r in rows),
+        "builds_under_kills": sum(len(r["builds"]) for r in killed),
+        "faulted_share_min": min((r["faultedShare"] for r in killed), default=0),
+        "faulted_share_max": max((r["faultedShare"] for r in killed), default=0),
+        "duplicated": sum(len(r["duplicates"]) for r in rows),
+        "leaked": sum(len(r["leaked"]) for r in rows),
+        "wrong_outcomes": sum(1 for r in rows for b in r["builds"] if b["problem"]),
+        "failed_runs": [f"{r['stage']} seed {r['seed']}" for r in rows if not r["passed"]],
+        "table": [
+            {
+                "stage": r["stage"],
+                "seed": r["seed"],
+                "kinds": [b["kind"] for b in r["builds"]],
+                "outcomes": [b["phase"] for b in r["builds"]],
+                "kills": r["kills"],
+                "faultRate": r["faultRate"],
+                "faultedShare": r["faultedShare"],
+                "requests": r["requests"],
+                "disruption": r["disruption"],
+                "duplicates": len(r["duplicates"]),
+                "leaked": len(r["leaked"]),
+                "seconds": r["seconds"],
+                "passed": r["passed"],
+            }
+            for r in rows
+        ],
+        "runs_detail": rows,
+    }
+    met = (
+        figures["kills"] >= TARGETS["kills"]
+        and figures["builds_under_kills"] >= TARGETS["builds_under_kills"]
+        and all(r["passed"] for r in rows)
+    )
+    result = {
+        "name": "chaos",
+        "machine": machine(),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "figures": figures,
+        "targets": TARGETS,
+        "met": met,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in figures.items() if k not in ("table", "runs_detail")}, indent=2))
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    started = time.monotonic()
+    code = main()
+    print(f"chaos: {time.monotonic() - started:.0f} s")
+    sys.exit(code)
