@@ -382,11 +382,13 @@ def wait_templates_ready(env: Env, namespace: str, count: int, timeout: float) -
 
 
 def wait_builds(
-    env: Env, namespace: str, names: set[str], timeout: float, every: float = 1.0
+    env: Env, namespace: str, names: set[str], timeout: float, every: float = 1.0, partial: bool = False
 ) -> dict[str, Any]:
-    """Watch the builds until all are final: {name: object}, plus the first time each phase was seen."""
+    """Watch the builds until all are final: {name: object}, plus the first time each phase was seen.
+    After `timeout`: raise, or with `partial` return the final ones so far."""
     seen: dict[str, dict[str, float]] = {n: {} for n in names}
     t0 = time.time()
+    done: dict[str, Any] = {}
     while time.time() - t0 < timeout:
         done = {}
         for obj in env.cluster.items(namespace, "imagebuilds"):
@@ -402,6 +404,8 @@ def wait_builds(
             return {"builds": done, "phases_seen": seen}
         check_operator(env)
         time.sleep(every)
+    if partial:
+        return {"builds": done, "phases_seen": seen}
     raise TimeoutError(f"builds in {namespace} not final after {timeout} s\n{env.operator.log()}")
 
 
