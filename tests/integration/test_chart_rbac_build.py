@@ -112,19 +112,7 @@ class OperatorProcess:
                 self.process.wait(timeout=10)
 
 
-@pytest.fixture(
-    params=[
-        "cluster-wide",
-        pytest.param(
-            "watched-namespace",
-            marks=pytest.mark.xfail(
-                reason="the engine lists ImageBuilds cluster-wide (Kube.list(BUILDS) without a namespace, "
-                "for the queue and the global limit); a Role per watched namespace forbids that",
-                strict=False,
-            ),
-        ),
-    ]
-)
+@pytest.fixture(params=list(MODES))
 def chart_operator(
     request: pytest.FixtureRequest, kube: Kube, sandbox: SandboxHandle, helm: Path, tmp_path: Path
 ) -> Iterator[tuple[Mode, OperatorProcess]]:
