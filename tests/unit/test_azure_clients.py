@@ -49,3 +49,10 @@ def test_missing_subscription_is_a_clear_error() -> None:
     clients = AzureClients.from_env({})
     with pytest.raises(ValueError, match="subscriptionId"):
         clients.for_subscription()
+
+
+def test_the_ca_file_is_passed_to_clients_explicitly() -> None:
+    settings = AzureSettings.from_env({"SSL_CERT_FILE": "/tmp/ca.pem"})
+    assert settings.ca_file == "/tmp/ca.pem"
+    assert AzureSettings.from_env({}).ca_file is None
+    assert AzureClients(settings)._transport_kwargs() == {"connection_verify": "/tmp/ca.pem"}

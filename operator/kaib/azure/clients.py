@@ -33,6 +33,7 @@ class AzureSettings:
     arm_endpoint: str
     polling_interval: float
     default_subscription_id: str | None
+    ca_file: str | None = None  # SSL_CERT_FILE, passed to the clients explicitly (aiohttp caches contexts)
 
     @property
     def is_azure(self) -> bool:
@@ -48,6 +49,7 @@ class AzureSettings:
             arm_endpoint=endpoint.rstrip("/"),
             polling_interval=interval,
             default_subscription_id=env.get("AZURE_SUBSCRIPTION_ID") or None,
+            ca_file=env.get("SSL_CERT_FILE") or None,
         )
 
 
@@ -81,7 +83,7 @@ class AzureClients:
 
     def _credential(self) -> Any:
         if self.credential is None:
-            self.credential = DefaultAzureCredential()
+            self.credential = DefaultAzureCredential(**self._transport_kwargs())
         return self.credential
 
     def for_subscription(self, subscription_id: str | None = None) -> ServiceClients:
@@ -101,6 +103,7 @@ class AzureClients:
             "polling_interval": self.settings.polling_interval,
             # One record per HTTP attempt: Azure requests by type, method and status, and their latency.
             "per_retry_policies": [AzureRequestMetricsPolicy()],
+            **self._transport_kwargs(),
         }
         return ServiceClients(
             subscription_id=subscription_id,
@@ -110,6 +113,9 @@ class AzureClients:
             containers=ContainerInstanceManagementClient(credential, subscription_id, **kwargs),
             storage=StorageManagementClient(credential, subscription_id, **kwargs),
         )
+
+    def _transport_kwargs(self) -> dict[str, Any]:
+        return {"connection_verify": self.settings.ca_file} if self.settings.ca_file else {}
 
     async def close(self) -> None:
         for clients in self._by_subscription.values():
