@@ -26,6 +26,7 @@ def test_rbac_is_enforced_for_service_account_tokens(kube: Kube, tmp_path: Path)
     assert "forbidden" in denied.stderr
 
     kube.kubectl("-n", ns, "create", "role", "reader", "--verb=list", "--resource=imagetemplates.kaib.dev")
-    kube.kubectl("-n", ns, "create", "rolebinding", "reader", "--role=reader", f"--serviceaccount={ns}:nobody")
+    binding = ("create", "rolebinding", "reader", "--role=reader", f"--serviceaccount={ns}:nobody")
+    kube.kubectl("-n", ns, *binding)
     allowed = kube.kubectl(f"--kubeconfig={as_nobody}", "-n", ns, "get", "imagetemplates", check=False)
     assert allowed.returncode == 0, allowed.stderr
