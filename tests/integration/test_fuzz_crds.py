@@ -12,10 +12,12 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,8 +25,10 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 
 from kaib.api import update_problems, validate_manifest
+from kaib.api.validate_cli import MAX_MANIFEST_BYTES, MAX_OBJECT_BYTES, check_file
 from tests import strategies as gen
 from tests.strategies import CaseCounter, Invalid, fuzz_settings
+from tests.unit.api_cases import sized
 
 NS = "fuzz-crds"
 BATCH = 10
@@ -192,3 +196,23 @@ def test_updates_get_the_same_verdict(server: Server, kind: str) -> None:
                 assert {path for path, _ in problems} <= set(verdict.fields), (problems, verdict.message)
 
     check()
+
+
+def test_the_size_kaib_validate_allows_is_what_kubernetes_stores(server: Server) -> None:
+    """`kaib validate`'s size limit, checked on real etcd: its largest manifest is stored, 1.5 MiB is not."""
+    args = ("kaib.dev", "v1alpha1", server.namespace, "imagetemplates")
+    largest = sized("largest", MAX_MANIFEST_BYTES)
+    assert validate_manifest(largest) == [] and not check_file_lines(largest)
+    server.api.create_namespaced_custom_object(*args, largest)
+    server.api.delete_namespaced_custom_object(*args, "largest")
+    too_large = sized("too-large", MAX_OBJECT_BYTES)
+    assert validate_manifest(too_large) == [] and check_file_lines(too_large)
+    with pytest.raises(server.client.exceptions.ApiException, match="request is too large"):
+        server.api.create_namespaced_custom_object(*args, too_large)
+
+
+def check_file_lines(doc: dict[str, Any]) -> list[str]:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "m.json"
+        path.write_text(json.dumps(doc))
+        return check_file(str(path))

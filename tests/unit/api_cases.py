@@ -10,6 +10,8 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
+from kaib.api.validate_cli import manifest_bytes
+
 SUB = "00000000-0000-0000-0000-000000000001"
 RG = f"/subscriptions/{SUB}/resourceGroups/kaib-network"
 SUBNET = f"{RG}/providers/Microsoft.Network/virtualNetworks/vnet/subnets/build"
@@ -54,6 +56,17 @@ def build(name: str = "case-1", template_name: str = "case") -> dict[str, Any]:
         "metadata": {"name": name},
         "spec": {"templateRef": {"name": template_name}},
     }
+
+
+def sized(name: str, size: int) -> dict[str, Any]:
+    """A valid ImageTemplate of exactly `size` bytes as compact JSON (commands of 4096 characters)."""
+    doc = patched(template(name), {"spec.customize[0].inline": ["x" * 4096] * (size // 4099 + 1)})
+    lines = doc["spec"]["customize"][0]["inline"]
+    while manifest_bytes(doc) > size:
+        lines.pop()
+    lines.append("x" * (size - manifest_bytes(doc) - len('"",')))
+    assert manifest_bytes(doc) == size
+    return doc
 
 
 def patched(doc: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:

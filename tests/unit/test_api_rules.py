@@ -13,10 +13,11 @@ import yaml
 
 from kaib.api import update_problems, validate_manifest
 from kaib.api.template import GO_TEMPLATED_REASON
+from kaib.api.validate_cli import MAX_MANIFEST_BYTES, MAX_OBJECT_BYTES, manifest_bytes
 from kaib.cli import main as kaib
 from kaib.packer import RenderError, render_build
 from kaib.packer.model import OsType
-from tests.unit.api_cases import CASES, IDENTITY, SUB, Case, build, patched, template
+from tests.unit.api_cases import CASES, IDENTITY, SUB, Case, build, patched, sized, template
 
 
 def test_bases_are_valid() -> None:
@@ -165,6 +166,22 @@ def test_validate_command_skips_other_api_groups(tmp_path: Path, capsys: pytest.
     wrong_version = _write(tmp_path, "v1.yaml", [{**template(), "apiVersion": "kaib.dev/v1"}])
     assert kaib(["validate", wrong_version]) == 1
     assert "apiVersion: must be kaib.dev/v1alpha1" in capsys.readouterr().out
+
+
+def test_validate_command_refuses_objects_kubernetes_cannot_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Valid field by field, but over etcd's 1.5 MiB an object (the apiserver's own 3 MiB is further).
+    assert MAX_OBJECT_BYTES == 1_572_864 and 0 < MAX_OBJECT_BYTES - MAX_MANIFEST_BYTES <= 4096
+    path = _write(tmp_path, "big.yaml", [sized("big", MAX_MANIFEST_BYTES + 1)])
+    assert kaib(["validate", path]) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        f"{path}: big: the manifest is {MAX_MANIFEST_BYTES + 1} bytes; Kubernetes stores at most 1.5 MiB, "
+        f"the metadata the apiserver adds included (at most {MAX_MANIFEST_BYTES} bytes as written)"
+    ]
+    assert kaib(["validate", _write(tmp_path, "edge.yaml", [sized("edge", MAX_MANIFEST_BYTES)])]) == 0
+    # Compact JSON, as the apiserver stores it; UTF-8 bytes, not characters.
+    assert manifest_bytes({"a": ["é", 1]}) == len('{"a":["é",1]}'.encode())
 
 
 # Every string a step carries, with a valid step of its type and the OS that runs it. `{{` goes into

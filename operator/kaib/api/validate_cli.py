@@ -3,11 +3,14 @@
 One line per problem, `<file>: <field path>: <what is wrong>`, and exit status 1 if there was any.
 Files may hold several YAML documents; in that case each line ends with the object it is about.
 Objects of other API groups (a Namespace, a Secret) are skipped: they are not ours to check.
+Size is checked too: etcd stores at most 1.5 MiB an object, and the apiserver refuses a larger
+request without naming a field (413 over 3 MiB).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -52,8 +55,27 @@ def check_file(file: str) -> list[str]:
     lines = []
     for doc in docs:
         suffix = f" ({_describe(doc)})" if len(docs) > 1 else ""
+        size = manifest_bytes(doc)
+        if size > MAX_MANIFEST_BYTES:
+            lines.append(
+                f"{file}: {_name(doc)}: the manifest is {size} bytes; Kubernetes stores at most 1.5 MiB, "
+                f"the metadata the apiserver adds included (at most {MAX_MANIFEST_BYTES} bytes as written)"
+            )
         lines += [_line(file, problem, suffix) for problem in validate_manifest(doc)]
     return lines
+
+
+# etcd's default request limit (--max-request-bytes), the largest object Kubernetes can store. The
+# apiserver adds uid, timestamps, managedFields and the key to what was sent (a few hundred bytes).
+MAX_OBJECT_BYTES = 1536 * 1024
+SERVER_ADDED_BYTES = 1024
+MAX_MANIFEST_BYTES = MAX_OBJECT_BYTES - SERVER_ADDED_BYTES
+
+
+def manifest_bytes(doc: Any) -> int:
+    """The size of `doc` as compact JSON, the way the apiserver sends and stores it."""
+    text = json.dumps(doc, ensure_ascii=False, separators=(",", ":"), default=str)
+    return len(text.encode("utf-8", "surrogatepass"))
 
 
 def _foreign(doc: Any) -> bool:
@@ -69,5 +91,9 @@ def _line(file: str, problem: Problem, suffix: str) -> str:
 def _describe(doc: Any) -> str:
     if not isinstance(doc, dict):
         return "not an object"
-    name = (doc.get("metadata") or {}).get("name", "?") if isinstance(doc.get("metadata"), dict) else "?"
-    return f"{doc.get('kind', '?')} {name}"
+    return f"{doc.get('kind', '?')} {_name(doc)}"
+
+
+def _name(doc: Any) -> str:
+    metadata = doc.get("metadata") if isinstance(doc, dict) else None
+    return str(metadata.get("name", "?")) if isinstance(metadata, dict) else "?"
