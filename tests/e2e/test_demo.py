@@ -21,9 +21,7 @@ def _ours() -> set[str]:
     """Processes and namespaces the demo could leave behind."""
     ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True, check=True).stdout
     procs = {
-        line.strip()
-        for line in ps.splitlines()
-        if "kaib-demo-" in line or "kaib.devenv.supervisor" in line
+        line.strip() for line in ps.splitlines() if "kaib-demo-" in line or "kaib.devenv.supervisor" in line
     }
     netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False).stdout
     return procs | {f"netns {n.split()[0]}" for n in netns.splitlines() if n.startswith("kaib")}
