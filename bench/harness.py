@@ -511,8 +511,9 @@ class Watcher:
         self.added: dict[str, float] = {}
         self.first_status: dict[str, float] = {}
         self.phases: dict[str, dict[str, float]] = {}
-        self._api = client.CustomObjectsApi(config.new_client_from_config(config_file=kubeconfig))
-        self._watch = watch.Watch()
+        api_client = config.new_client_from_config(config_file=kubeconfig)  # type: ignore[no-untyped-call]
+        self._api = client.CustomObjectsApi(api_client)
+        self._watch = watch.Watch()  # type: ignore[no-untyped-call]
         self._stop = False
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -521,8 +522,10 @@ class Watcher:
         version = ""
         while not self._stop:
             try:
-                stream = self._watch.stream(self._api.list_cluster_custom_object, GROUP, VERSION, self.plural,
-                                            resource_version=version, timeout_seconds=30)  # fmt: skip
+                stream = self._watch.stream(  # type: ignore[no-untyped-call]
+                    self._api.list_cluster_custom_object, GROUP, VERSION, self.plural,
+                    resource_version=version, timeout_seconds=30,
+                )  # fmt: skip
                 for event in stream:
                     now = time.time()
                     obj = event["object"]
@@ -548,7 +551,7 @@ class Watcher:
 
     def stop(self) -> None:
         self._stop = True
-        self._watch.stop()
+        self._watch.stop()  # type: ignore[no-untyped-call]
 
 
 def percentile(values: list[float], q: float) -> float:
