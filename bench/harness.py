@@ -438,6 +438,15 @@ def machine() -> dict[str, Any]:
             "python": platform.python_version()}  # fmt: skip
 
 
+def code_version() -> dict[str, Any]:
+    """The commit the run used, and whether the operator's sources differed from it (a shared tree)."""
+    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run(
+        ["git", "-C", str(REPO), "status", "--porcelain", "--", "operator/"], capture_output=True, text=True
+    )
+    return {"commit": head.stdout.strip(), "operator_sources_modified": bool(dirty.stdout.strip())}
+
+
 def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
@@ -453,6 +462,7 @@ def write_result(
     result = {
         "name": name,
         "machine": {**machine(), "load_average": load},
+        "code": code_version(),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "figures": figures,
         "targets": targets,
