@@ -43,6 +43,8 @@ def http_error(
 
 
 class FakeOperation:
+    """An LRO that is done after its first poll (`finishes`), or never; `retry_after` paces the polls."""
+
     def __init__(
         self,
         result: Any = None,
@@ -50,19 +52,23 @@ class FakeOperation:
         finishes: bool = True,
         error: BaseException | None = None,
         token: str = "tok-1",
-        retry_after: float | None = None,
+        retry_after: float | None = 0.01,
     ) -> None:
         self._result, self._finishes, self._error = result, finishes, error
         self._token, self._retry_after = token, retry_after
+        self._ready = False
+        self.polls = 0
 
     def done(self) -> bool:
-        return False
+        return self._ready
+
+    async def update(self) -> None:
+        self.polls += 1
+        self._ready = self._finishes or self._error is not None
 
     async def result(self) -> Any:
         if self._error is not None:
             raise self._error
-        if not self._finishes:
-            await asyncio.Event().wait()
         return self._result
 
     def continuation_token(self) -> str | None:
@@ -132,19 +138,23 @@ def test_missing_resource_is_put_and_finishes_within_the_wait() -> None:
 def test_slow_put_returns_the_token_and_azure_retry_after() -> None:
     ops = FakeOps()
     ops.put_op = FakeOperation(finishes=False, token="tok-9", retry_after=4.0)
+    assert ops.put_op is not None
     outcome = run(reconcile(ops, VNET, None, FAST))
     assert outcome.state == "waiting"
     assert outcome.operation is not None
     assert outcome.operation.token == "tok-9"
     assert outcome.operation.method == "PUT"
     assert outcome.operation.resource_id == VNET.id
-    assert outcome.requeue_after == 4.0
+    # requeued for the time left of Azure's Retry-After, counted from its answer; no poll before it
+    assert outcome.requeue_after is not None and 3.9 < outcome.requeue_after <= 4.0
+    assert ops.put_op.polls == 0
 
 
 def test_slow_put_without_retry_after_uses_the_default_requeue() -> None:
     ops = FakeOps()
-    ops.put_op = FakeOperation(finishes=False)
-    assert run(reconcile(ops, VNET, None, FAST)).requeue_after == FAST.requeue
+    ops.put_op = FakeOperation(finishes=False, retry_after=None)
+    requeue = run(reconcile(ops, VNET, None, FAST)).requeue_after
+    assert requeue is not None and FAST.requeue - 0.1 < requeue <= FAST.requeue
 
 
 def test_saved_operation_is_resumed_without_get_or_new_put() -> None:
@@ -158,10 +168,11 @@ def test_saved_operation_is_resumed_without_get_or_new_put() -> None:
 
 def test_resumed_operation_still_running_keeps_its_start_time() -> None:
     ops = FakeOps()
-    ops.put_op = FakeOperation(finishes=False, token="tok-1")
+    ops.put_op = FakeOperation(finishes=False, token="tok-1", retry_after=5.0)
     saved = SavedOperation(VNET.id, "PUT", "tok-1", "2026-01-01T00:00:00Z")
     outcome = run(reconcile(ops, VNET, saved, FAST))
     assert outcome.state == "waiting"
+    assert ops.put_op.polls == 1, "a resumed operation is polled at once: the requeue already waited"
     assert outcome.operation is not None
     assert outcome.operation.started_at == "2026-01-01T00:00:00Z"
 
@@ -243,7 +254,7 @@ def test_delete_of_missing_resource_is_done_without_a_call() -> None:
 
 def test_delete_slow_then_resumed_to_done() -> None:
     ops = FakeOps(existing=created())
-    ops.delete_op = FakeOperation(finishes=False, token="del-1")
+    ops.delete_op = FakeOperation(finishes=False, token="del-1", retry_after=5.0)
     first = run(delete(ops, VNET, None, FAST))
     assert first.state == "waiting"
     assert first.operation is not None and first.operation.method == "DELETE"

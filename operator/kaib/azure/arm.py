@@ -54,6 +54,8 @@ class Operation(Protocol):
 
     def done(self) -> bool: ...
 
+    async def update(self) -> None: ...
+
     async def result(self) -> Any: ...
 
     def continuation_token(self) -> str | None: ...
@@ -68,7 +70,12 @@ class LroOperation:
         self.poller = poller
 
     def done(self) -> bool:
-        return bool(self.poller.done())
+        # The polling method's view: the poller's own done() only turns True inside result().
+        return bool(self.poller.polling_method().finished())
+
+    async def update(self) -> None:
+        """One poll of the operation's status (the async step paces polls itself, by Retry-After)."""
+        await self.poller.polling_method().update_status()
 
     async def result(self) -> Any:
         return await self.poller.result()
@@ -92,6 +99,9 @@ class CompletedOperation:
 
     def done(self) -> bool:
         return True
+
+    async def update(self) -> None:
+        return None
 
     async def result(self) -> Any:
         return self.value

@@ -151,7 +151,7 @@ async def _resume(
     except Exception as exc:  # a token that no longer decodes: ValueError, KeyError, binascii...
         log.info("dropping the saved %s operation of %s: %s", method, spec.id, exc)
         return None
-    outcome = await _follow(operation, spec, method, saved.started_at, settings)
+    outcome = await _follow(operation, spec, method, saved.started_at, settings, poll_first=True)
     if outcome.state == "failed" and outcome.failure is not None and outcome.failure.status == 404:
         if method == "DELETE":
             return Outcome("done")
@@ -167,20 +167,30 @@ async def _follow(
     started_at: str,
     settings: StepSettings,
     action_name: str = "",
+    poll_first: bool = False,
 ) -> Outcome:
+    """Poll `operation` as Azure asks (Retry-After), for at most `settings.wait` seconds.
+
+    The polls are paced here rather than by the SDK's poller, so that none comes before Azure's
+    Retry-After and the requeue is exactly the time left: a new operation waits before its first
+    poll; a resumed one (`poll_first`) polls at once, since the requeue already waited.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + settings.wait
+    last_answer = loop.time()
     try:
-        if not operation.done():
-            result = await asyncio.wait_for(operation.result(), timeout=settings.wait)
-        else:
-            result = await operation.result()
-    except TimeoutError:
-        token = operation.continuation_token()
-        retry_after = operation.retry_after()
-        if not token:
-            return Outcome("waiting", requeue_after=retry_after or settings.requeue)
-        not_before = now_rfc3339(retry_after) if retry_after else None
-        saved = SavedOperation(spec.id, method, token, started_at, action_name, retry_after=not_before)
-        return Outcome("waiting", operation=saved, requeue_after=retry_after or settings.requeue)
+        if poll_first and not operation.done():
+            await operation.update()
+            last_answer = loop.time()
+        while not operation.done():
+            delay = operation.retry_after() or settings.requeue
+            due = last_answer + delay
+            if due > deadline:
+                return _waiting(operation, spec, method, started_at, action_name, max(due - loop.time(), 0.0))
+            await asyncio.sleep(max(due - loop.time(), 0.0))
+            await operation.update()
+            last_answer = loop.time()
+        result = await operation.result()
     except ResourceNotFoundError as exc:
         if method == "DELETE":
             return Outcome("done")
@@ -189,8 +199,17 @@ async def _follow(
         return _failed_or_retry(exc, settings)
     if method != "PUT":
         return Outcome("done")
-    resource = to_rest(result)
-    return Outcome("done", resource=resource)
+    return Outcome("done", resource=to_rest(result))
+
+
+def _waiting(
+    operation: Operation, spec: ResourceSpec, method: str, started_at: str, action_name: str, requeue: float
+) -> Outcome:
+    token = operation.continuation_token()
+    if not token:
+        return Outcome("waiting", requeue_after=requeue)
+    saved = SavedOperation(spec.id, method, token, started_at, action_name, retry_after=now_rfc3339(requeue))
+    return Outcome("waiting", operation=saved, requeue_after=requeue)
 
 
 def _failed_or_retry(exc: BaseException, settings: StepSettings) -> Outcome:
@@ -220,7 +239,9 @@ async def action(
         except Exception as exc:
             log.info("dropping the saved %s operation of %s: %s", name, spec.id, exc)
         else:
-            outcome = await _follow(operation, spec, "POST", saved.started_at, settings, name)
+            outcome = await _follow(
+                operation, spec, "POST", saved.started_at, settings, name, poll_first=True
+            )
             if not (
                 outcome.state == "failed" and outcome.failure is not None and outcome.failure.status == 404
             ):

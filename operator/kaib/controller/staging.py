@@ -13,7 +13,7 @@ from kaib.azure import spec as t
 from kaib.azure.arm import Arm, to_rest
 from kaib.azure.naming import owned_by, staging_group_name, storage_account_name
 from kaib.azure.spec import parse_resource_id, resource_id
-from kaib.controller import blobs, waves
+from kaib.controller import waves
 from kaib.controller.kube import TEMPLATES
 from kaib.controller.run_context import Run
 from kaib.controller.stepresult import StepResult, azure_problem
@@ -85,7 +85,7 @@ async def staging(run: Run) -> StepResult:
             },
         )
     try:
-        store = await blobs.log_store(run.clients, group, account)
+        store = await run.log_store(account)  # cached: the builder step reuses the key
         await store.ensure_container()
     except Exception as exc:
         return azure_problem(run, exc, f"creating the {storage.LOGS_CONTAINER} container in {account}")

@@ -88,6 +88,13 @@ def timeout_minutes(spec: Mapping[str, Any]) -> int:
 
 async def builder(run: Run) -> StepResult:
     """The container group, with where to connect and where to log as (secure) environment values."""
+    try:
+        return await _builder(run)
+    except Exception as exc:  # a throttled or failed read: classified, with Azure's Retry-After
+        return azure_problem(run, exc, "starting the builder")
+
+
+async def _builder(run: Run) -> StepResult:
     p = await current_plan(run)
     ctx = run.ctx
     arm = Arm(run.clients)

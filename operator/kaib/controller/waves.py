@@ -71,7 +71,7 @@ async def ensure(
             elif outcome.state == "waiting":
                 if record:
                     status.record_resource(spec.id, spec.type, spec.step, "Creating")
-                waiting.append(outcome.requeue_after or settings.requeue)
+                waiting.append(settings.requeue if outcome.requeue_after is None else outcome.requeue_after)
             else:
                 assert outcome.failure is not None
                 message = outcome.failure.describe(f"creating {describe(spec)}")
@@ -111,9 +111,8 @@ async def delete(
                 status.record_resource(spec.id, spec.type, spec.step, "Deleting")
             if outcome.failure is not None:
                 problems.append(outcome.failure.describe(f"deleting {describe(spec)}"))
-            delay = outcome.requeue_after or (
-                settings.error_requeue if outcome.state == "failed" else settings.requeue
-            )
+            default = settings.error_requeue if outcome.state == "failed" else settings.requeue
+            delay = default if outcome.requeue_after is None else outcome.requeue_after
             waiting.append(delay)
         if waiting:
             return WavesResult("waiting", requeue=min(waiting), message="; ".join(problems))
