@@ -441,6 +441,7 @@ def run_chaos(
         "requests": requests,
         "faulted": watch.faulted(),
         "faultedShare": round(watch.faulted() / requests, 3) if requests else 0.0,
+        "created": len(watch.creations()),  # resources created (PUT 201): the duplicate check saw them
         "duplicates": watch.duplicates(),
         "leaked": sorted(set(leaked)),
         "logGap": watch.gap,
@@ -453,6 +454,7 @@ def run_chaos(
         and not report["duplicates"]
         and not report["leaked"]
         and not watch.gap
+        and len(watch.creations()) > 0
         and crashes == 0
         and (bool(disrupted) or not chaos.disruption)  # a restart that never happened proves nothing
     )
