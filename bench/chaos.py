@@ -112,6 +112,7 @@ def main() -> int:
                 "faultedShare": r["faultedShare"],
                 "requests": r["requests"],
                 "disruption": r["disruption"],
+                "created": r.get("created"),
                 "duplicates": len(r["duplicates"]),
                 "leaked": len(r["leaked"]),
                 "seconds": r["seconds"],
