@@ -157,3 +157,13 @@ def test_hadolint_is_clean() -> None:
 def test_parser_catches_an_unpinned_base() -> None:
     args, stages = parse("ARG IMG=python:3.11-slim\nFROM ${IMG} AS x\nRUN true\n")
     assert not DIGEST.search(_expand(stages[0].base, args))
+
+
+def test_chart_runs_the_operator_as_the_images_user() -> None:
+    """The Deployment's runAsUser is the operator image's USER: one uid, owned files and all."""
+    repo = Path(__file__).resolve().parents[2]
+    dockerfile = (repo / "Dockerfile").read_text()
+    image_uid = re.findall(r"^USER (\d+):\d+", dockerfile, re.M)
+    deployment = (repo / "charts" / "kaib" / "templates" / "deployment.yaml").read_text()
+    chart_uid = re.findall(r"runAsUser: (\d+)", deployment)
+    assert image_uid and chart_uid and set(chart_uid) == set(image_uid)
