@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from kaib.azure import async_step
 from kaib.azure import spec as t
@@ -36,6 +37,8 @@ def test_put_and_delete_resume_from_saved_tokens_with_new_clients(sandbox: Sandb
         finally:
             await clients.close()
         assert outcome.state == "waiting" and outcome.operation is not None
+        assert outcome.requeue_after is not None
+        time.sleep(outcome.requeue_after)  # come back when Azure said to (as the controller does)
         return outcome.operation
 
     async def second_operator(saved: SavedOperation | None, delete: bool = False) -> async_step.Outcome:
@@ -70,6 +73,8 @@ def test_put_and_delete_resume_from_saved_tokens_with_new_clients(sandbox: Sandb
             finally:
                 await clients.close()
             assert outcome.state == "waiting" and outcome.operation is not None
+            assert outcome.requeue_after is not None
+            time.sleep(outcome.requeue_after)
             return outcome.operation
 
         deleting = asyncio.run(start_delete())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from typing import Any
 
@@ -259,7 +260,9 @@ def test_delete_slow_then_resumed_to_done() -> None:
     assert first.state == "waiting"
     assert first.operation is not None and first.operation.method == "DELETE"
     ops.delete_op = FakeOperation(None)
-    second = run(delete(ops, VNET, first.operation, FAST))
+    assert first.operation.retry_after is not None  # not before Azure's Retry-After...
+    later = dataclasses.replace(first.operation, retry_after=None)  # ...which has passed
+    second = run(delete(ops, VNET, later, FAST))
     assert second.state == "done"
     assert ops.calls[-1] == ("delete", "del-1")
 
@@ -313,3 +316,21 @@ def test_retry_after_headers() -> None:
     assert retry_after_seconds({"retry-after-ms": "250"}) == 0.25
     assert retry_after_seconds({"Retry-After": "0"}) is None
     assert retry_after_seconds({}) is None
+
+
+def test_a_saved_operation_is_not_polled_before_its_retry_after() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    later = (datetime.now(UTC) + timedelta(seconds=30)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    ops = FakeOps()
+    saved = SavedOperation(VNET.id, "PUT", "tok-1", "2026-01-01T00:00:00Z", retry_after=later)
+    outcome = run(reconcile(ops, VNET, saved, FAST))
+    assert outcome.state == "waiting" and outcome.operation == saved
+    assert outcome.requeue_after is not None and 29 < outcome.requeue_after <= 30
+    assert ops.calls == [], "woken early for another resource: no request at all"
+    past = SavedOperation(
+        VNET.id, "PUT", "tok-1", "2026-01-01T00:00:00Z", retry_after="2026-01-01T00:00:01.500Z"
+    )
+    ops.put_op = FakeOperation(created())
+    assert run(reconcile(ops, VNET, past, FAST)).state == "done"
+    assert ops.calls == [("put", "tok-1")]

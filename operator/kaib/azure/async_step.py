@@ -93,11 +93,31 @@ def now_rfc3339(after: float = 0.0) -> str:
     return (datetime.now(UTC) + timedelta(seconds=after)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _not_before(after: float) -> str:
+    """RFC3339 with milliseconds: sub-second Retry-After values survive the status round trip."""
+    return (datetime.now(UTC) + timedelta(seconds=after)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _too_early(saved: SavedOperation | None) -> float | None:
+    """Seconds until a saved operation may be polled again (its Retry-After), or None when it may."""
+    if saved is None or not saved.retry_after:
+        return None
+    try:
+        when = datetime.fromisoformat(saved.retry_after.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    left = (when - datetime.now(UTC)).total_seconds()
+    return left if left > 0.01 else None
+
+
 async def reconcile(
     ops: ResourceOps, spec: ResourceSpec, saved: SavedOperation | None, settings: StepSettings
 ) -> Outcome:
     """Bring one resource to its spec without blocking: resume, or GET + PUT."""
     if saved is not None and saved.method == "PUT" and saved.token:
+        wait = _too_early(saved)  # woken for another resource of the wave: Azure asked us to wait
+        if wait is not None:
+            return Outcome("waiting", operation=saved, requeue_after=wait)
         resumed = await _resume(ops.begin_put(spec, None, saved.token), spec, "PUT", saved, settings)
         if resumed is not None:
             return resumed
@@ -128,6 +148,9 @@ async def delete(
 ) -> Outcome:
     """Delete one resource without blocking; a missing resource is deleted."""
     if saved is not None and saved.method == "DELETE" and saved.token:
+        wait = _too_early(saved)
+        if wait is not None:
+            return Outcome("waiting", operation=saved, requeue_after=wait)
         resumed = await _resume(ops.begin_delete(spec, saved.token), spec, "DELETE", saved, settings)
         if resumed is not None:
             return resumed
@@ -208,7 +231,7 @@ def _waiting(
     token = operation.continuation_token()
     if not token:
         return Outcome("waiting", requeue_after=requeue)
-    saved = SavedOperation(spec.id, method, token, started_at, action_name, retry_after=now_rfc3339(requeue))
+    saved = SavedOperation(spec.id, method, token, started_at, action_name, retry_after=_not_before(requeue))
     return Outcome("waiting", operation=saved, requeue_after=requeue)
 
 
