@@ -90,10 +90,9 @@ def findings(per: dict[str, dict[str, Any]]) -> list[str]:
         first = f["of_which_immediately_after_the_initial_answer"]
         if first:
             out.append(
-                f"{kind}: {first} of {f['long_running_operations']} LROs polled right after the initial "
-                "answer, before its retry-after-ms: the engine awaits the SDK poller's result() "
-                "(kaib/azure/async_step.py _follow), and azure-core's _poll calls update_status() once "
-                "before its first delay (azure/core/polling/base_polling.py)."
+                f"{kind}: {first} of {f['long_running_operations']} LROs had their first poll before the "
+                "retry-after-ms of the initial answer (azure-core's LROBasePolling._poll checks status once "
+                "before its first delay when a caller awaits the poller's result())."
             )
         for op, polls in f["early_polls"].items():
             for p in polls:
