@@ -43,6 +43,7 @@ TARGETS = {"kills": 50, "builds_under_kills": 10, "duplicated": 0, "leaked": 0, 
 
 
 def row(stage: str, report: dict[str, Any]) -> dict[str, Any]:
+    """One run's report as a row (printed as it ends)."""
     wrong = [b for b in report["builds"] if b["problem"]]
     print(
         f"{stage} seed {report['seed']}: passed={report['passed']} kills={report['kills']} "
@@ -52,43 +53,8 @@ def row(stage: str, report: dict[str, Any]) -> dict[str, Any]:
     return {"stage": stage, **report}
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--kills-per-seed", type=int, default=11)
-    parser.add_argument("--builds", type=int, default=3)
-    parser.add_argument("--out", type=Path, default=RESULTS)
-    args = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="kaib-bench-chaos-"))
-    plane = ControlPlane(workdir / "controlplane")
-    plane.start()
-    rows: list[dict[str, Any]] = []
-    try:
-        plane.install_crds(REPO / "crds")
-        kube = Kube(plane)
-        sandbox = start_sandbox()
-        os.environ.update(sandbox.env)
-        try:
-            bed = Bed(sandbox).prepare()
-            rows.append(
-                row("baseline", run_chaos(kube, bed, Chaos(seed=0, kills=False, kinds=KINDS), workdir))
-            )
-            for seed in range(1, args.seeds + 1):
-                rate = round(random.Random(seed).uniform(0.05, 0.20), 3)
-                chaos = Chaos(seed=seed, builds=args.builds, fault_rate=rate, max_kills=args.kills_per_seed)
-                rows.append(row("kills+faults", run_chaos(kube, bed, chaos, workdir)))
-            for seed in (101, 102):
-                chaos = Chaos(seed=seed, builds=2, kills=False, disruption="apiserver-restart")
-                rows.append(row("apiserver-restart", run_chaos(kube, bed, chaos, workdir)))
-        finally:
-            stop_sandbox(sandbox)
-        for seed in (201, 202):
-            chaos = Chaos(seed=seed, builds=2, kills=False, disruption="sandbox-restart")
-            rows.append(
-                row("sandbox-restart", run_with_restartable_sandbox(kube, chaos, workdir / str(seed)))
-            )
-    finally:
-        plane.stop()
+def save(rows: list[dict[str, Any]], out: Path) -> bool:
+    """Write the results so far; whether the targets are met."""
     killed = [r for r in rows if r["stage"] == "kills+faults"]
     figures = {
         "runs": len(rows),
@@ -135,10 +101,51 @@ def main() -> int:
         "targets": TARGETS,
         "met": met,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: v for k, v in figures.items() if k not in ("table", "runs_detail")}, indent=2))
-    return 0 if met else 1
+    return met
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--kills-per-seed", type=int, default=11)
+    parser.add_argument("--builds", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="kaib-bench-chaos-"))
+    plane = ControlPlane(workdir / "controlplane")
+    plane.start()
+    rows: list[dict[str, Any]] = []
+
+    def add(stage: str, report: dict[str, Any]) -> None:
+        rows.append(row(stage, report))
+        save(rows, args.out)  # after every run: a run cut short still leaves its table
+
+    try:
+        plane.install_crds(REPO / "crds")
+        kube = Kube(plane)
+        sandbox = start_sandbox()
+        os.environ.update(sandbox.env)
+        try:
+            bed = Bed(sandbox).prepare()
+            add("baseline", run_chaos(kube, bed, Chaos(seed=0, kills=False, kinds=KINDS), workdir))
+            for seed in (101, 102):
+                chaos = Chaos(seed=seed, builds=2, kills=False, disruption="apiserver-restart")
+                add("apiserver-restart", run_chaos(kube, bed, chaos, workdir))
+            for seed in (201, 202):
+                chaos = Chaos(seed=seed, builds=2, kills=False, disruption="sandbox-restart")
+                add("sandbox-restart", run_with_restartable_sandbox(kube, chaos, workdir / str(seed)))
+            for seed in range(1, args.seeds + 1):
+                rate = round(random.Random(seed).uniform(0.05, 0.20), 3)
+                chaos = Chaos(seed=seed, builds=args.builds, fault_rate=rate, max_kills=args.kills_per_seed)
+                add("kills+faults", run_chaos(kube, bed, chaos, workdir))
+        finally:
+            stop_sandbox(sandbox)
+    finally:
+        plane.stop()
+    return 0 if save(rows, args.out) else 1
 
 
 if __name__ == "__main__":
