@@ -334,3 +334,28 @@ def test_a_saved_operation_is_not_polled_before_its_retry_after() -> None:
     ops.put_op = FakeOperation(created())
     assert run(reconcile(ops, VNET, past, FAST)).state == "done"
     assert ops.calls == [("put", "tok-1")]
+
+
+def test_a_throttled_poll_keeps_the_operation_and_waits() -> None:
+    from azure.core.polling.base_polling import BadStatus
+
+    class ThrottledPoll(FakeOperation):
+        async def update(self) -> None:
+            raise BadStatus("Invalid return status 429 for 'GET' operation")
+
+    ops = FakeOps()
+    ops.put_op = ThrottledPoll(finishes=False, token="tok-7")
+    saved = SavedOperation(VNET.id, "PUT", "tok-7", "2026-01-01T00:00:00Z")
+    outcome = run(reconcile(ops, VNET, saved, FAST))
+    assert outcome.state == "waiting", outcome
+    assert outcome.operation is not None and outcome.operation.token == "tok-7"
+    assert outcome.requeue_after == FAST.error_requeue
+    assert outcome.failure is not None and outcome.failure.retryable
+
+    class ForgottenPoll(FakeOperation):
+        async def update(self) -> None:
+            raise BadStatus("Invalid return status 404 for 'GET' operation")
+
+    ops = FakeOps(existing=created())
+    ops.put_op = ForgottenPoll(finishes=False)
+    assert run(reconcile(ops, VNET, saved, FAST)).state == "done"  # dropped, then GET: it exists

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -203,7 +204,9 @@ async def _follow(
     last_answer = loop.time()
     try:
         if poll_first and not operation.done():
-            await operation.update()
+            polled = await _poll(operation, spec, method, started_at, action_name, settings, poll_first)
+            if polled is not None:
+                return polled
             last_answer = loop.time()
         while not operation.done():
             delay = operation.retry_after() or settings.requeue
@@ -211,7 +214,9 @@ async def _follow(
             if due > deadline:
                 return _waiting(operation, spec, method, started_at, action_name, max(due - loop.time(), 0.0))
             await asyncio.sleep(max(due - loop.time(), 0.0))
-            await operation.update()
+            polled = await _poll(operation, spec, method, started_at, action_name, settings, poll_first)
+            if polled is not None:
+                return polled
             last_answer = loop.time()
         result = await operation.result()
     except ResourceNotFoundError as exc:
@@ -223,6 +228,47 @@ async def _follow(
     if method != "PUT":
         return Outcome("done")
     return Outcome("done", resource=to_rest(result))
+
+
+async def _poll(
+    operation: Operation,
+    spec: ResourceSpec,
+    method: str,
+    started_at: str,
+    action_name: str,
+    settings: StepSettings,
+    resumed: bool,
+) -> Outcome | None:
+    """One status poll. A poll that fails (throttled, 5xx, connection) is not the operation's failure:
+    keep the token and come back after Retry-After. A 404 means Azure forgot the operation."""
+    try:
+        await operation.update()
+    except Exception as exc:
+        status = _poll_status(exc)
+        if status == 404:
+            if resumed:
+                return Outcome("failed", failure=AzureFailure(404, "NotFound", str(exc), False))
+            return Outcome("waiting", requeue_after=settings.requeue)  # look the resource up again
+        failure = classify(exc)
+        failure = AzureFailure(
+            failure.status or status, failure.code, failure.message, True, failure.retry_after
+        )
+        outcome = _waiting(
+            operation, spec, method, started_at, action_name, failure.retry_after or settings.error_requeue
+        )
+        return Outcome(
+            "waiting", operation=outcome.operation, requeue_after=outcome.requeue_after, failure=failure
+        )
+    return None
+
+
+def _poll_status(exc: BaseException) -> int | None:
+    """The HTTP status of a failed poll; azure-core's BadStatus only says it in its message."""
+    status = getattr(exc, "status_code", None)
+    if isinstance(status, int):
+        return status
+    match = re.search(r"status (\d{3})", str(exc))
+    return int(match.group(1)) if match else None
 
 
 def _waiting(
