@@ -607,7 +607,10 @@ def histogram_quantiles(text: str, metric: str, quantiles: Iterable[float]) -> d
         return None
     out: dict[str, Any] = {"count": int(count), "mean_s": round(total / count, 4)}
     for q in quantiles:
-        out[f"p{round(q * 100)}_s_at_most"] = next(b for b in sorted(buckets) if buckets[b] >= q * count)
+        bound = next(b for b in sorted(buckets) if buckets[b] >= q * count)
+        out[f"p{round(q * 100)}_s_at_most"] = (
+            bound if bound != float("inf") else "+Inf"
+        )  # JSON has no Infinity
     return out
 
 
