@@ -77,15 +77,21 @@ async def distribute(run: Run) -> StepResult:
                 reason="UnsupportedDistribution",
             )
     pending = []
+    chosen = False
     for target, spec in targets:
         name = str(target["runOutputName"])
         if outputs.get(name, {}).get("provisioningState") == "Succeeded":
             continue
+        chosen = chosen or name not in outputs
         outputs[name] = {"runOutputName": name, "artifactId": spec.id, "provisioningState": "Creating"}
         pending.append(spec)
     run.status.data["runOutputs"] = list(outputs.values())
     if not pending:
         return StepResult.done()
+    if chosen:
+        # Save the artifacts chosen (a gallery version picked by Latest) before creating them: a
+        # restart then creates that same version, never a second one.
+        return StepResult.wait(0.0)
     result_waves = await waves.ensure(run.status, [pending], run.ops_for, run.settings, record=False)
     outcomes = result_waves.outcomes or {}
     for target, spec in targets:
