@@ -186,11 +186,6 @@ async def follow(run: Run) -> Progress | StepResult:
         group = await Arm(run.clients).get(spec)
     except Exception as exc:
         return azure_problem(run, exc, "reading the builder container group")
-    if group is None:
-        return StepResult.fail(
-            "the builder container group disappeared during the build", reason="BuilderLost"
-        )
-    state = container_state(group)
     result_json = None
     logs = run.status.data.get("logs") or {}
     try:
@@ -199,6 +194,16 @@ async def follow(run: Run) -> Progress | StepResult:
     except Exception as exc:  # logs are best effort: the exit code still decides
         log.info("cannot read result.json of %s: %s", run.build_id, exc)
         run.engine.log_stores.clear()  # perhaps a rotated key: read it again next time
+    if group is None:
+        # Gone already (e.g. cleanup began in a round whose status write was lost): the builder's
+        # result.json still says how the run ended.
+        final = blobs.parse_result(result_json, None)
+        if final.status in ("Succeeded", "Failed"):
+            return Progress(True, final)
+        return StepResult.fail(
+            "the builder container group disappeared during the build", reason="BuilderLost"
+        )
+    state = container_state(group)
     terminated = state.terminated and state.exit_code is not None
     return Progress(terminated, blobs.parse_result(result_json, state.exit_code if terminated else None))
 
