@@ -424,6 +424,10 @@ def test_status_values_are_ignored_as_on_create_but_not_unknown_status_fields() 
     assert validate_manifest(patched(template(), {"status": 5})) == []
     assert validate_manifest(patched(template(), {"status": {"observedGeneration": 2**64}})) == []
     assert _paths(validate_manifest(patched(template(), {"status": {"foo": 1}}))) == ["status.foo"]
+    # A null value does not make a field known (found by fuzzing against the apiserver).
+    assert _paths(validate_manifest(patched(build(), {"status": {"phase": [None], "x": None}}))) == [
+        "status.x"
+    ]
     # Unknown as the apiserver's pruning sees them: under a wrong type, and in list items.
     assert _paths(validate_manifest(patched(build(), {"status": {"phase": {"a": 1}}}))) == ["status.phase.a"]
     assert _paths(validate_manifest(patched(build(), {"status": [{"phase": "x", "b": 1}]}))) == [

@@ -99,13 +99,14 @@ def _int64_problems(value: Any, path: str) -> Iterator[Problem]:
 
 
 def _parse(model: type[M], data: Any, prefix: str) -> M:
-    data = without_nulls(plain(data))
+    raw = plain(data)
+    data = without_nulls(raw)
     problems: list[Problem] = []
     if isinstance(data, dict) and "status" in data and model.__name__ in KINDS:
         # The apiserver drops `status` on create (and keeps the stored one on update): only the
-        # fields its strict decoding calls unknown are an error there.
+        # fields its strict decoding calls unknown are an error there, null-valued ones included.
         schema = _status_schema(model.__name__)
-        problems += [(path, "unknown field") for path in unknown_fields(data["status"], schema, "status")]
+        problems += [(path, "unknown field") for path in unknown_fields(raw["status"], schema, "status")]
         data = {k: v for k, v in data.items() if k != "status"}
     problems += _int64_problems(data, prefix)
     try:
