@@ -411,14 +411,16 @@ def test_builds_of_one_template_run_one_at_a_time(
     apply(kube, ns, template("t", sandbox, images_group), build("first", "t"))
     wait_substate(kube, operator, ns, "first", "Customizing")
     apply(kube, ns, build("second", "t"))
+    # Queued at once ("waiting to start"), then the queue says whom it waits for.
     wait_for(
-        "second Queued",
-        lambda: (get(kube, ns, "imagebuild", "second").get("status") or {}).get("phase") == "Queued",
+        "second Queued behind first",
+        lambda: (
+            (status := get(kube, ns, "imagebuild", "second").get("status") or {}).get("phase") == "Queued"
+            and "first" in str(status.get("message"))
+        ),
         30,
         operator,
     )
-    second = get(kube, ns, "imagebuild", "second")
-    assert "first" in second["status"]["message"]
     first = wait_phase(kube, operator, ns, "first", {"Succeeded", "Failed"})
     assert first["status"]["phase"] == "Succeeded"
     later = wait_phase(kube, operator, ns, "second", {"Succeeded", "Failed"})
