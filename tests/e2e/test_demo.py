@@ -41,8 +41,9 @@ def test_demo_builds_the_quickstart_image_and_cleans_up() -> None:
     out = result.stdout + result.stderr
     assert result.returncode == 0, out[-6000:]
     assert "build quickstart-1 ended: Succeeded" in out
-    # The customizer ran on the build VM, and its output arrived while the build ran.
+    # The customizer ran on the build VM, and `kaib logs -f` showed its output while the build ran.
     assert "log |" in out and "PACKER OUT" in out, out[-6000:]
     assert "built by kaib" in out, out[-6000:]
+    assert result.stdout.index("built by kaib") < result.stdout.index("ended: Succeeded")
     assert "/providers/Microsoft.Compute/images/quickstart" in out
     assert _ours() <= before, f"left behind: {_ours() - before}"

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from kaib import health
 from tests.fixtures.controlplane import Kube
 from tests.fixtures.sandbox import FAST_SCALE, SandboxHandle
 
@@ -319,6 +320,8 @@ def test_failing_customizer_fails_the_build_and_cleans_up(
     assert "customization.log" in status["message"]
     assert status.get("runOutputs") in (None, [])
     assert_nothing_left(sandbox, status["buildId"])
+    # kstatus (Flux, kubectl wait): a terminal failure is Failed, never InProgress forever.
+    assert health.compute(done).status == health.Status.FAILED
 
 
 def test_abort_keeps_resources_until_the_build_is_deleted(
@@ -366,7 +369,12 @@ def test_delete_while_customizing_cleans_up(
     bid = build_id_of(kube, ns, "b", operator)
     wait_substate(kube, operator, ns, "b", "Customizing")
     assert owned(sandbox, bid), "the build made nothing to clean up"
-    kube.kubectl("delete", "-n", ns, "imagebuild", "b", "--timeout=60s")
+    assert health.compute(get(kube, ns, "imagebuild", "b")).status == health.Status.IN_PROGRESS
+    kube.kubectl("delete", "-n", ns, "imagebuild", "b", "--wait=false")
+    deleting = kube.kubectl("get", "-n", ns, "imagebuild", "b", "-o", "json", check=False)
+    if deleting.returncode == 0:  # cleanup still running behind the finalizer
+        assert health.compute(json.loads(deleting.stdout)).status == health.Status.TERMINATING
+    kube.kubectl("wait", "-n", ns, "--for=delete", "imagebuild/b", "--timeout=60s")
     assert_nothing_left(sandbox, bid)
 
 
