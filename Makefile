@@ -19,7 +19,9 @@ e2e:
 	uv run --frozen pytest tests/e2e -q
 
 test: setup lint
-	uv run --frozen pytest tests -q
+	# Integration tests run real processes on a 2-core machine: a failure is retried twice, and one that
+	# reproduces still fails the run.
+	uv run --frozen pytest tests -q --reruns 2 --reruns-delay 2
 
 crds:
 	uv run --frozen python scripts/gen_crds.py
