@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 # command -> (module, help). Each module exposes `add_arguments(parser)` and `main(args) -> int`.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -25,29 +25,19 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argparse.Namespace], int]]]:
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser, for help and errors; each command parses its own arguments."""
     parser = argparse.ArgumentParser(prog="kaib", description=__doc__.splitlines()[0] if __doc__ else None)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    mains: dict[str, Callable[[argparse.Namespace], int]] = {}
-    for name, (module_name, help_text) in COMMANDS.items():
+    for name, (_module, help_text) in COMMANDS.items():
         sub.add_parser(name, help=help_text, add_help=False)
-        mains[name] = _loader(module_name)
-    return parser, mains
-
-
-def _loader(module_name: str) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        module = importlib.import_module(module_name)
-        result: int = module.main(args)
-        return result
-
-    return run
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in COMMANDS:
-        parser, _ = build_parser()
+        parser = build_parser()
         if argv and argv[0] not in ("-h", "--help"):
             parser.error(f"unknown command {argv[0]!r}")
         parser.print_help()
