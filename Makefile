@@ -20,8 +20,9 @@ e2e:
 
 test: setup lint
 	# Integration tests run real processes on a 2-core machine: a failure is retried twice, and one that
-	# reproduces still fails the run.
-	uv run --frozen pytest tests -q --reruns 2 --reruns-delay 2
+	# reproduces still fails the run. -rR names the retried tests in the summary.
+	uv run --frozen pytest tests -q -rR --reruns 2 --reruns-delay 2
 
 crds:
 	uv run --frozen python scripts/gen_crds.py
+	uv run --frozen python scripts/sync_chart_crds.py
