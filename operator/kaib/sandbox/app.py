@@ -4,6 +4,7 @@ and (with a state file) persistence across restarts. `kaib sandbox` and the test
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -18,9 +19,9 @@ from aiohttp import web
 
 from . import config as cfg
 from .azurite import Azurite
-from .control import Control
+from .control import Control, FaultRule, PolicyRule
 from .engine import Engine
-from .hooks import ModelledHooks, SandboxHooks
+from .hooks import ModelledHooks, Outcome, SandboxHooks
 from .kinds import registry
 from .latency import LatencyModel
 from .server import ArmServer, Tokens
@@ -69,6 +70,9 @@ class Sandbox:
         self.runner: web.AppRunner | None = None
         self.port = 0
         self._saver: asyncio.Task[None] | None = None
+        self._saved = _read_state(options.state_file)
+        if self._saved:
+            self._restore_knobs(self._saved.get("control", {}))
 
     async def start(self) -> None:
         tls = ensure_tls(self.dir / "tls")
@@ -78,19 +82,24 @@ class Sandbox:
             secret_file.chmod(0o600)
         federated = self.dir / "federated-token"
         federated.write_text("kaib-sandbox-federated-assertion." + secrets.token_hex(16))
+        # A restarted persisted sandbox keeps its ports: its operation URLs, storage endpoints and the
+        # SAS URLs callers made from them (in container groups' environment, in callers' status) hold them.
+        endpoints = self._saved.get("endpoints", {})
         if self.options.with_azurite:
             location = self.dir / "azurite" if self.options.state_file else None
-            self.azurite = await asyncio.to_thread(Azurite.start, location)
+            port = int(endpoints.get("azuritePort", 0))
+            self.azurite = await asyncio.to_thread(Azurite.start, location, port)
             self.engine.extensions["azurite"] = self.azurite
-        self._restore()
+        self.engine.restore(self._saved.get("resources", []), self._saved.get("operations", []))
         server = ArmServer(self.engine, Tokens(secret_file.read_bytes()), self.client_id, self.reset)
         self.runner = web.AppRunner(server.app(), access_log=None)
         await self.runner.setup()
+        port = self.options.port or int(endpoints.get("port", 0))
         site = web.TCPSite(
-            self.runner, "127.0.0.1", self.options.port, ssl_context=tls.server_context(), reuse_address=True
+            self.runner, "127.0.0.1", port, ssl_context=tls.server_context(), reuse_address=True
         )
         await site.start()
-        self.port = _bound_port(site) or self.options.port
+        self.port = _bound_port(site) or port
         self.engine.ops.base_url = f"https://127.0.0.1:{self.port}"
         self.env = self._client_env(tls.ca, federated)
         server.env = self.env
@@ -136,30 +145,48 @@ class Sandbox:
 
     # Persistence ----------------------------------------------------------------------------------
     def save(self) -> None:
+        """Everything a restart needs to answer as before: resources, operations, knobs, ports."""
         if self.options.state_file is None:
             return
+        control = self.control
         document = {
             "resources": self.engine.store.dump(),
             "operations": self.engine.ops.dump(),
             "control": {
-                "quotas": self.control.quotas,
-                "unregistered": sorted(self.control.unregistered),
-                "throttling": self.control.throttling,
-                "latencyScale": self.latency.scale,
+                "quotas": control.quotas,
+                "unregistered": sorted(control.unregistered),
+                "throttling": control.throttling,
+                "ownerTagPrefix": control.owner_tag_prefix,
+                "faults": [vars(f) for f in control.faults],
+                "policies": [vars(p) for p in control.policies],
+                "outcomes": [{"name": n, **dataclasses.asdict(o)} for n, o in control.outcomes],
+                "latency": {
+                    "scale": self.latency.scale,
+                    "seconds": {f"{t}:{o}": s for (t, o), s in self.latency.overrides.items()},
+                },
             },
+            "endpoints": {"port": self.port, "azuritePort": self.azurite.port if self.azurite else 0},
         }
         save_json(self.options.state_file, json.loads(json.dumps(document, default=str)))
 
-    def _restore(self) -> None:
-        path = self.options.state_file
-        if path is None or not path.exists():
-            return
-        document = json.loads(path.read_text())
-        self.engine.restore(document.get("resources", []), document.get("operations", []))
-        control = document.get("control", {})
-        self.control.quotas.update(control.get("quotas", {}))
-        self.control.unregistered = set(control.get("unregistered", []))
-        self.control.throttling = bool(control.get("throttling", False))
+    def _restore_knobs(self, saved: dict[str, Any]) -> None:
+        """The knobs as they were when the state was saved: they replace what --config and
+        --latency-scale set, which only set up a new sandbox."""
+        control = self.control
+        control.quotas.update(saved.get("quotas", {}))
+        control.unregistered = set(saved.get("unregistered", []))
+        control.throttling = bool(saved.get("throttling", False))
+        control.owner_tag_prefix = str(saved.get("ownerTagPrefix", control.owner_tag_prefix))
+        if "faults" in saved:  # a state file from before knobs were saved keeps the config's
+            control.faults = [FaultRule(**f) for f in saved["faults"]]
+            control._next_id = max((f.id for f in control.faults), default=0) + 1  # ids stay unique
+            control.policies = [PolicyRule(**p) for p in saved.get("policies", [])]
+            control.outcomes = [(o.pop("name"), Outcome(**o)) for o in saved.get("outcomes", [])]
+        if "latency" in saved:
+            self.latency.overrides.clear()
+            cfg.apply_latency(self.latency, saved["latency"])
+        elif "latencyScale" in saved:
+            self.latency.scale = float(saved["latencyScale"])
 
     async def _save_loop(self) -> None:
         while True:
@@ -168,6 +195,13 @@ class Sandbox:
                 self.save()
             except OSError as exc:
                 log.warning("could not save the sandbox state: %s", exc)
+
+
+def _read_state(path: Path | None) -> dict[str, Any]:
+    if path is None or not path.exists():
+        return {}
+    document: dict[str, Any] = json.loads(path.read_text())
+    return document
 
 
 def _bound_port(site: web.TCPSite) -> int:

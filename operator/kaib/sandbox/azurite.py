@@ -94,6 +94,8 @@ class Azurite:
             raise RuntimeError("node is not on PATH: run scripts/setup.sh")
         workdir = Path(tempfile.mkdtemp(prefix="kaib-azurite-"))
         (workdir / "preload.js").write_text(_PRELOAD_JS)
+        if port:
+            _wait_until_free(port, timeout)  # a persisted sandbox's port, just closed by its last run
         port = port or free_port()
         storage = ["--location", str(location)] if location else ["--inMemoryPersistence"]
         if location:
@@ -204,6 +206,20 @@ class Azurite:
                 return
             time.sleep(0.05)
         raise TimeoutError(f"Azurite did not listen on {HOST}:{self.port} within {timeout}s")
+
+
+def _wait_until_free(port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as node binds: TIME_WAIT is fine
+            try:
+                s.bind((HOST, port))
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"Azurite's port {HOST}:{port} is taken by another process") from None
+        time.sleep(0.1)
 
 
 def _write_accounts(workdir: Path, location: Path | None, accounts: dict[str, str]) -> None:

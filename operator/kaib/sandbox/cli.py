@@ -21,7 +21,13 @@ from .hooks import SandboxHooks
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="YAML/JSON file: latency, quotas, faults, policies...")
-    parser.add_argument("--state", type=Path, help="persist resources (and Azurite blobs) in this file")
+    parser.add_argument(
+        "--state",
+        type=Path,
+        help="persist everything in this file (and FILE.d/): resources, operations, running modelled "
+        "containers, knobs, ports, Azurite's blobs; a restart with it answers as before (its knobs "
+        "replace --config's and --latency-scale's)",
+    )
     parser.add_argument("--port", type=int, default=0, help="HTTPS port on 127.0.0.1 (default: a free one)")
     parser.add_argument("--env-file", type=Path, help="also write the export lines here once ready")
     parser.add_argument("--latency-scale", type=float, help="multiply every modelled latency (0: off)")

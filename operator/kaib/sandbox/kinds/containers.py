@@ -4,13 +4,14 @@ default), instance view with per-container state and exit code, logs; start, sto
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import time
 from typing import TYPE_CHECKING, Any
 
 from .. import addresses
 from ..errors import ArmError
-from ..hooks import ContainerRun, ContainerSpec, RunSummary
+from ..hooks import ContainerRun, ContainerSpec, ModelledHooks, Outcome, RunSummary
 from ..registry import ActionResult, Ref, TypeSpec
 from .common import subnet_of, taken_ips
 from .network import is_delegated_to_aci
@@ -166,18 +167,41 @@ def _run_of(engine: Engine, group: Resource) -> ContainerRun | RunSummary | None
 
 
 def _restore(engine: Engine, group: Resource) -> None:
-    """A run the sandbox's restart interrupted ends as a failure, as a lost host would."""
+    """After a restart of a persisted sandbox. A modelled run goes on as if the sandbox had never
+    stopped: same outcome, same start, same end time (ACI's containers do not stop when ARM's front
+    does). A group whose create was in flight runs now, as its create counts as done. A real run died
+    with its sandbox: it ends as a failure, as on a lost host."""
     if group.state.get("run") or group.provisioning_state != "Succeeded" or group.state.get("stopped"):
+        return
+    if isinstance(engine.hooks, ModelledHooks):
+        running = group.state.get("running")
+        if running is None:
+            _start_run(engine, group)
+        else:
+            outcome = Outcome(**running["outcome"])
+            _launch(engine, group, outcome, float(running["endsAt"]) - time.time(), running["started"])
         return
     names = [str(c.get("name")) for c in group.props.get("containers") or []]
     now = time.time()
     message = "sandbox: the sandbox restarted while this container ran\n"
     summary = RunSummary({n: message for n in names}, {n: now for n in names}, {n: 1 for n in names},
                          {n: now for n in names})  # fmt: skip
+    group.state.pop("running", None)
     group.state["run"] = summary.to_json()
 
 
 def _start_run(engine: Engine, group: Resource) -> None:
+    outcome = engine.control.outcome_for(group.name)
+    seconds = outcome.seconds * engine.latency.scale if outcome.seconds is not None else None
+    _launch(engine, group, outcome, seconds if seconds is not None else engine.latency.seconds(CG, "run"))
+
+
+def _launch(
+    engine: Engine, group: Resource, outcome: Outcome, seconds: float, started: float | None = None
+) -> None:
+    """Run the group's containers for `seconds` more; `started`: when the run began (a resumed run).
+    The run's outcome, start and end are saved in the group's state until it ends, so a persisted
+    sandbox that restarts meanwhile resumes it (`_restore`)."""
     runs: dict[str, Any] = engine.extensions.setdefault(RUNS, {})
     old = runs.pop(group.key, None)
     if old is not None:
@@ -191,18 +215,25 @@ def _start_run(engine: Engine, group: Resource) -> None:
         }
         env.update(secure.get(c["name"], {}))
         specs.append(ContainerSpec(c["name"], cp.get("image", ""), list(cp.get("command") or []), env))
-    outcome = engine.control.outcome_for(group.name)
-    seconds = outcome.seconds * engine.latency.scale if outcome.seconds is not None else None
+    seconds = max(0.0, seconds)
     run = ContainerRun(
         group=engine.view(group),
         containers=specs,
         private_ip=group.state.get("private_ip"),
         subnet_ids=[s.get("id", "") for s in group.props.get("subnetIds") or []],
         outcome=outcome,
-        run_seconds=seconds if seconds is not None else engine.latency.seconds(CG, "run"),
+        run_seconds=seconds,
     )
+    now = time.time()
+    if started is not None:
+        run.started.update({c.name: started for c in specs})  # the hook keeps them (setdefault)
     group.state["stopped"] = False
     group.state.pop("run", None)
+    group.state["running"] = {
+        "outcome": dataclasses.asdict(outcome),
+        "started": started if started is not None else now,
+        "endsAt": now + seconds,
+    }
 
     async def execute() -> None:
         try:
@@ -216,6 +247,7 @@ def _start_run(engine: Engine, group: Resource) -> None:
                     run.finished(c.name, 1)
         current = engine.store.get(group.id)
         if current is not None:
+            current.state.pop("running", None)
             current.state["run"] = run.summary().to_json()
 
     runs[group.key] = (run, engine.ops.spawn(execute()))
@@ -271,6 +303,7 @@ def _stop(engine: Engine, group: Resource, body: dict[str, Any], query: dict[str
     entry = engine.extensions.get(RUNS, {}).get(group.key)
     if entry is not None:
         entry[1].cancel()
+    group.state.pop("running", None)
     group.state["stopped"] = True
     return ActionResult(204, None)
 
