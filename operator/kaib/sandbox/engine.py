@@ -479,6 +479,8 @@ class Engine:
         going = {v.key for v in victims}
         for victim in victims:
             spec = self.registry.get(victim.type)
+            if spec is not None and spec.check_delete is not None:
+                spec.check_delete(self, victim)
             if spec is None or spec.in_use is None:
                 continue
             users = [u for u in self.store.referrers(victim.id) if u.key not in going]

@@ -9,6 +9,9 @@ shows it plus `lookup(id)` for the resources it references (a VM's NICs, a NIC's
   load balancer, private endpoint or private link service was created, updated or deleted.
 - `vm_started(view)` after a VM's create or `start`/`restart`; `vm_stopped(view, deallocated)` after
   `powerOff`/`deallocate`; `vm_deleted(view)`; `vm_generalized(view)`.
+- `disk_contents(disk, vm)`: the bytes of a managed disk being exported (grant access), or None when
+  nothing real is behind it (the sandbox then exports a description of the disk); `vm` is the
+  deallocated VM it is attached to, if any.
 - `image_created(image, source)`: a managed image (from a VM: `sourceVirtualMachine`, or a capture)
   or a gallery image version (from a VM or an image) now exists; `source` is what it was made from.
   `image_deleted(view)`.
@@ -133,6 +136,7 @@ class SandboxHooks(Protocol):
     async def vm_deleted(self, view: ResourceView) -> None: ...
     async def vm_generalized(self, view: ResourceView) -> None: ...
     async def image_created(self, image: ResourceView, source: ResourceView | None) -> None: ...
+    async def disk_contents(self, disk: ResourceView, vm: ResourceView | None) -> bytes | None: ...
     async def image_deleted(self, view: ResourceView) -> None: ...
     async def run_container_group(self, run: ContainerRun) -> None: ...
     async def container_group_deleted(self, view: ResourceView) -> None: ...
@@ -164,6 +168,9 @@ class ModelledHooks:
         return None
 
     async def image_deleted(self, view: ResourceView) -> None:
+        return None
+
+    async def disk_contents(self, disk: ResourceView, vm: ResourceView | None) -> bytes | None:
         return None
 
     async def run_container_group(self, run: ContainerRun) -> None:

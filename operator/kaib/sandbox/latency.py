@@ -30,6 +30,8 @@ DEFAULTS: dict[tuple[str, str], float] = {
     ("microsoft.compute/virtualmachines", "restart"): 30,
     ("microsoft.compute/virtualmachines", "capture"): 60,
     ("microsoft.compute/disks", "put"): 5,
+    ("microsoft.compute/disks", "begingetaccess"): 5,
+    ("microsoft.compute/disks", "endgetaccess"): 5,
     ("microsoft.compute/images", "put"): 30,
     ("microsoft.compute/galleries", "put"): 10,
     ("microsoft.compute/galleries/images", "put"): 10,

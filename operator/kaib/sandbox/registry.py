@@ -58,6 +58,7 @@ class TypeSpec:
     embedded: dict[str, str] = field(default_factory=dict)  # property name -> child type
     in_use: tuple[int, str] | None = None  # error when still referenced on delete
     in_use_by: dict[str, str] = field(default_factory=dict)  # referrer type (lower) -> a more precise code
+    check_delete: Callable[[Engine, Resource], None] | None = None  # raises ArmError when it cannot go
     validate: Validate | None = None
     synthesize: Synthesize | None = None
     render: Render | None = None  # fills derived fields into a copy of the body

@@ -3,10 +3,14 @@ images and gallery image versions."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
 import time
+import uuid
 from typing import TYPE_CHECKING, Any
 
+from .. import diskexport
 from ..errors import ArmError
 from ..hooks import ResourceView
 from ..registry import ActionResult, Ref, TypeSpec
@@ -398,10 +402,114 @@ def _synthesize_disk(engine: Engine, disk: Resource, existing: Resource | None) 
 def _render_disk(engine: Engine, disk: Resource, body: dict[str, Any], listing: bool, expand: str) -> None:
     users = [u for u in engine.store.referrers(disk.id) if u.type.lower() == VM.lower()]
     body["properties"]["diskState"] = "Attached" if users else "Unattached"
+    if disk.state.get("export") is not None:
+        body["properties"]["diskState"] = "ActiveSAS"
     if users:
         body["managedBy"] = users[0].id
     else:
         body.pop("managedBy", None)
+
+
+def _attached_vm(engine: Engine, disk: Resource) -> Resource | None:
+    return next((u for u in engine.store.referrers(disk.id) if u.type.lower() == VM.lower()), None)
+
+
+def _begin_get_access(
+    engine: Engine, disk: Resource, body: dict[str, Any], query: dict[str, str]
+) -> ActionResult:
+    """Export the disk: a read SAS URL of its bytes (see diskexport.py). As Azure: only when the VM it
+    is attached to is deallocated; a second grant answers a new SAS of the same export."""
+    access = str(body.get("access") or "")
+    if access not in ("Read", "Write"):
+        raise ArmError(
+            400,
+            "InvalidParameter",
+            f"The value '{access}' of parameter 'access' is invalid.",
+            target="access",
+        )
+    seconds = int(body.get("durationInSeconds") or 0)
+    if seconds <= 0:
+        raise ArmError(
+            400,
+            "InvalidParameter",
+            "The value of parameter 'durationInSeconds' must be a positive number of seconds.",
+            target="durationInSeconds",
+        )
+    vm = _attached_vm(engine, disk)
+    if vm is not None and vm.state.get("power", "running") != "deallocated":
+        raise ArmError(
+            409,
+            "Conflict",
+            f"Access not permitted because disk {disk.name} is currently attached to running VM {vm.id}.",
+        )
+    azurite = engine.extensions.get("azurite")
+    if azurite is None:
+        raise ArmError(
+            409, "OperationNotAllowed", "The sandbox runs without Azurite: disks cannot be exported."
+        )
+
+    async def work() -> Any:
+        export = disk.state.get("export")
+        if export is None:
+            data = await engine.hooks.disk_contents(engine.view(disk), engine.view(vm) if vm else None)
+            if data is None:
+                data = _disk_description(disk, vm)
+            unique = uuid.UUID(str(disk.props.get("uniqueId") or stable_uuid(disk.id))).bytes
+            vhd = diskexport.fixed_vhd(data, unique)
+            container = diskexport.new_container()
+            await asyncio.to_thread(diskexport.publish, azurite, container, vhd)
+            export = {"container": container, "bytes": len(vhd)}
+            disk.state["export"] = export
+        sas = diskexport.sas_url(azurite, str(export["container"]), seconds)
+        return {"accessSAS": sas}
+
+    return ActionResult(work=work)
+
+
+def _disk_description(disk: Resource, vm: Resource | None) -> bytes:
+    """What a modelled disk holds: where it came from, as JSON (no runtime: no real content)."""
+    creation = disk.props.get("creationData") or {}
+    source = (vm.props.get("storageProfile") or {}).get("imageReference") if vm is not None else None
+    return json.dumps(
+        {
+            "kind": "kaib-sandbox-disk",
+            "modelled": True,
+            "disk": disk.id,
+            "uniqueId": disk.props.get("uniqueId"),
+            "osType": disk.props.get("osType"),
+            "diskSizeGB": disk.props.get("diskSizeGB"),
+            "vm": vm.id if vm is not None else None,
+            "generalized": bool(vm.state.get("generalized")) if vm is not None else None,
+            "source": source or creation.get("imageReference"),
+        },
+        sort_keys=True,
+    ).encode()
+
+
+def _end_get_access(
+    engine: Engine, disk: Resource, body: dict[str, Any], query: dict[str, str]
+) -> ActionResult:
+    """Revoke access: the export's SAS URLs stop working. Revoking a disk not exported is no error."""
+
+    async def work() -> Any:
+        export = disk.state.pop("export", None)
+        azurite = engine.extensions.get("azurite")
+        if export is not None and azurite is not None:
+            await asyncio.to_thread(diskexport.withdraw, azurite, str(export["container"]))
+        return None
+
+    return ActionResult(work=work)
+
+
+def _check_disk_delete(engine: Engine, disk: Resource) -> None:
+    # Azure keeps an exported disk (a resource group delete hangs on it): revoke access first.
+    if disk.state.get("export") is not None:
+        raise ArmError(
+            409,
+            "Conflict",
+            f"Disk {disk.name} has an active SAS (diskState ActiveSAS) and cannot be deleted; "
+            "revoke its access first (endGetAccess).",
+        )
 
 
 def _validate_image(engine: Engine, image: Resource, existing: Resource | None) -> None:
@@ -583,6 +691,11 @@ SPECS = [
         synthesize=_synthesize_disk,
         render=_render_disk,
         in_use=(409, "OperationNotAllowed"),
+        check_delete=_check_disk_delete,
+        actions={
+            "begingetaccess": ("POST", _begin_get_access),
+            "endgetaccess": ("POST", _end_get_access),
+        },
     ),
     TypeSpec(
         IMAGE,

@@ -2,7 +2,8 @@
 
 VNets become Networks, NSGs (on subnets and NICs) become nftables rules, Linux VMs become
 VirtualMachines attached at their NIC's address, managed images and gallery image versions keep the
-source VM's disk as layers (so VMs made from them, and chained builds, see earlier changes), and a
+source VM's disk as layers (so VMs made from them, and chained builds, see earlier changes), an
+exported OS disk (grant access) serves a tar of the deallocated VM's disk changes, and a
 container group whose image is the kaib builder image runs the builder agent from this installation
 in a namespace attached to its subnet. Its environment's http(s)://127.0.0.1:PORT URLs (Azurite)
 are rewritten to the network's service address, where that port is exposed.
@@ -321,6 +322,29 @@ class RuntimeHooks:
     async def image_created(self, image: ResourceView, source: ResourceView | None) -> None:
         async with self._lock:
             await self._io(self._capture, image, source)
+
+    def _disk_tar(self, vm_id: str) -> bytes | None:
+        entry = self.vms.get(vm_id.lower())
+        if entry is None or entry.vm.running:
+            return None
+        # The VM's disk changes (its upper layer, whiteouts and xattrs kept), as capture keeps them.
+        proc = subprocess.run(
+            ["tar", "--xattrs", "--numeric-owner", "-C", str(entry.vm.upper_dir), "-cf", "-", "."],
+            capture_output=True,
+            check=False,
+        )
+        if proc.returncode != 0:
+            log.warning(
+                "sandbox: cannot read the disk of %s: %s", vm_id, proc.stderr.decode(errors="replace")
+            )
+            return None
+        return proc.stdout
+
+    async def disk_contents(self, disk: ResourceView, vm: ResourceView | None) -> bytes | None:
+        if vm is None:
+            return None
+        async with self._lock:
+            return await self._io(self._disk_tar, vm.id)
 
     async def image_deleted(self, view: ResourceView) -> None:
         # Layers stay on disk while a later image may stack on them; close() removes them all.
