@@ -11,6 +11,7 @@ pytest_plugins = [
     "tests.fixtures.runtime",
     "tests.fixtures.sandbox",
     "tests.fixtures.azurite",
+    "tests.fixtures.operator",
 ]
 
 TESTS = Path(__file__).parent
