@@ -28,7 +28,7 @@ from kaib.azure.arm import Arm
 from kaib.azure.async_step import StepSettings, now_rfc3339
 from kaib.azure.spec import RESOURCE_GROUP, STORAGE_ACCOUNT, ResourceSpec, parse_resource_id
 from kaib.controller import engine as build_engine
-from kaib.controller import templates
+from kaib.controller import gauges, templates
 from kaib.controller.kube import BUILDS, GROUP, TEMPLATES, VERSION
 from kaib.controller.run_context import Engine
 
@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 class Memo:
     engine: Engine
     daemons: dict[str, asyncio.Event] = field(default_factory=dict)  # build uid -> set when its daemon exits
+    gauges: asyncio.Task[None] | None = None  # recounts the build gauges (a reference keeps it alive)
 
 
 def _emit(body: Mapping[str, Any], events: Any) -> None:
@@ -112,10 +113,21 @@ def register(registry: kopf.OperatorRegistry) -> None:
             )
         state.daemons.pop(uid, None)
 
+    # kopf keeps this index of every watched build (and drops a build once it is gone): the gauges of
+    # builds by phase and of saved operations are recounted from it, never from a list call.
+    @kopf.index(GROUP, VERSION, BUILDS, id="kaib_build_gauges", registry=registry)
+    def kaib_build_gauges(status: kopf.Status, **_: Any) -> dict[gauges.Key, int]:
+        return gauges.index_entries(status)
+
     @kopf.on.startup(registry=registry)
-    async def ready(**_: Any) -> None:
+    async def ready(memo: Any, **kwargs: Any) -> None:
         metrics.start_heartbeat()
         metrics.set_readiness(lambda: True)
+        state: Memo = memo.kaib
+        index: kopf.Index[gauges.Key, int] = kwargs["kaib_build_gauges"]  # kopf passes indices by name
+        state.gauges = asyncio.get_running_loop().create_task(
+            gauges.keep_published(index), name="kaib-gauges"
+        )
 
     @kopf.on.resume(GROUP, VERSION, TEMPLATES, registry=registry)
     @kopf.on.create(GROUP, VERSION, TEMPLATES, registry=registry)

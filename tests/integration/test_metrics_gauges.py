@@ -1,0 +1,59 @@
+"""The gauges of builds in flight, scraped from `kaib run` while one build runs: kaib_active_builds
+shows it Running and kaib_azure_lro_in_flight its saved operations, and both fall back to 0 after."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.fixtures.controlplane import Kube
+from tests.fixtures.sandbox import SandboxHandle
+from tests.integration.namespaced_operator import NamespacedOperator, apply, build, template
+
+VM_PUT = "Microsoft.Compute/virtualMachines:put"
+VM_PUT_DEFAULT = 60.0  # the sandbox's modelled seconds, restored afterwards
+
+
+def gauge(text: str, name: str) -> dict[str, float]:
+    return {
+        next(iter(s.labels.values()), ""): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == name
+    }
+
+
+def test_gauges_follow_a_build_and_return_to_zero(kube: Kube, sandbox: SandboxHandle, tmp_path: Path) -> None:
+    ns = kube.namespace(f"gauges-{uuid.uuid4().hex[:6]}")
+    # A VM create of ~4 real seconds: longer than the engine's in-process wait, so its operation is saved.
+    scale = float(sandbox.call("GET", "latency")["scale"])
+    sandbox.set_latency(**{VM_PUT: 4.0 / scale})
+    try:
+        with NamespacedOperator(kube, sandbox, ns, tmp_path / "operator.log") as op:
+            apply(kube, ns, template("g", sandbox), build("g-1", "g"))
+            running: list[float] = []
+            lros: list[float] = []
+
+            def finished() -> bool:
+                text = op.scrape()
+                running.append(gauge(text, "kaib_active_builds").get("Running", 0))
+                lros.append(sum(gauge(text, "kaib_azure_lro_in_flight").values()))
+                phase = (op.get("imagebuild", "g-1").get("status") or {}).get("phase")
+                return phase in ("Succeeded", "Failed", "Canceled")
+
+            op.wait_for("the build to finish", finished, 120)
+            assert op.get("imagebuild", "g-1")["status"]["phase"] == "Succeeded"
+            assert max(running) == 1, running
+            assert max(lros) >= 1, lros
+
+            def back_to_zero() -> bool:
+                text = op.scrape()
+                return not any(gauge(text, "kaib_active_builds").values()) and not any(
+                    gauge(text, "kaib_azure_lro_in_flight").values()
+                )
+
+            op.wait_for("the gauges back at 0", back_to_zero, 30)
+    finally:
+        sandbox.set_latency(**{VM_PUT: VM_PUT_DEFAULT})
