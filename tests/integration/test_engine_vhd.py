@@ -131,3 +131,113 @@ def test_disk_export_serves_the_disk_bytes_and_follows_azure_rules(sandbox: Sand
     compute.disks.begin_revoke_access(group, disk_name).result()  # again: no error
     compute.virtual_machines.begin_delete(group, "vm").result()
     sandbox.client(ResourceManagementClient).resource_groups.begin_delete(group).result()
+
+
+# -- the engine: kaib run builds VHDs -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def vhd_operator(
+    kube: Kube, sandbox: SandboxHandle, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Operator]:
+    op = Operator(kube, sandbox, tmp_path_factory.mktemp("vhd-operator") / "operator.log")
+    op.start()
+    try:
+        yield op
+    finally:
+        op.stop()
+
+
+def _vhd_template(sandbox: SandboxHandle, name: str, **target: Any) -> dict[str, Any]:
+    tmpl = template(name, sandbox, f"/subscriptions/{sandbox.subscription_id}/resourceGroups/unused")
+    tmpl["spec"]["distribute"] = [{"type": "VHD", "runOutputName": "vhd", **target}]
+    return tmpl
+
+
+def _staging_account(sandbox: SandboxHandle, status: dict[str, Any]) -> tuple[str, str, str]:
+    storage = sandbox.client(StorageManagementClient)
+    group = status["stagingResourceGroup"].rsplit("/", 1)[-1]
+    account = status["logs"]["storageAccount"]
+    key = storage.storage_accounts.list_keys(group, account).as_dict()["keys"][0]["value"]
+    return account, storage.storage_accounts.get_properties(group, account).primary_endpoints.blob, key
+
+
+def _assert_disk_vhd(data: bytes, status: dict[str, Any]) -> None:
+    """The blob is a fixed VHD of the build VM's OS disk, exported after generalization."""
+    footer = read_footer(data)
+    assert footer.cookie == b"conectix" and footer.checksum_ok and footer.disk_type == 2
+    assert footer.current_size == len(data) - 512
+    described = json.loads(data[: footer.current_size].rstrip(b"\0"))
+    disk = (
+        f"{status['stagingResourceGroup']}/providers/Microsoft.Compute/disks/kaib-{status['buildId']}-osdisk"
+    )
+    assert described["disk"].lower() == disk.lower()
+    assert described["generalized"] is True
+    assert described["source"]["version"] == status["exactSourceVersion"]
+
+
+def _assert_clean(sandbox: SandboxHandle, status: dict[str, Any]) -> None:
+    build_id = status["buildId"]
+    assert owned(sandbox, build_id) == []
+    staging = status["stagingResourceGroup"].lower()
+    left = sorted(r["type"] for r in sandbox.inventory() if r["id"].lower().startswith(staging))
+    assert left in (
+        ["Microsoft.Resources/resourceGroups", "Microsoft.Storage/storageAccounts"],
+        ["Microsoft.Storage/storageAccounts"],
+    ), left
+    created = creates_per_resource(sandbox, build_id)
+    assert created and max(created.values()) == 1, created
+    posts = [
+        r for r in sandbox.requests(limit=20000) if r.get("method") == "POST" and build_id in str(r["path"])
+    ]
+    grants = [r for r in posts if "begingetaccess" in str(r["path"]).lower() and r.get("status") == 202]
+    revokes = [r for r in posts if "endgetaccess" in str(r["path"]).lower() and r.get("status") == 202]
+    assert len(grants) == 1 and len(revokes) >= 1, (grants, revokes)
+
+
+def test_vhd_into_the_staging_storage_account(
+    kube: Kube, sandbox: SandboxHandle, vhd_operator: Operator
+) -> None:
+    ns = kube.namespace(f"vhd-{uuid.uuid4().hex[:6]}")
+    tmpl = _vhd_template(sandbox, "vhd", artifactTags={"team": "images", "build-kind": "vhd"})
+    apply(kube, ns, tmpl, build("vhd-1", "vhd"))
+    done = wait_phase(kube, vhd_operator, ns, "vhd-1", {"Succeeded", "Failed", "Canceled"})
+    status = done["status"]
+    assert status["phase"] == "Succeeded", json.dumps(status, indent=1)
+    (output,) = status["runOutputs"]
+    account, endpoint, key = _staging_account(sandbox, status)
+    expected = f"{endpoint.rstrip('/')}/vhds/{status['buildId']}/vhd.vhd"
+    assert output == {"runOutputName": "vhd", "artifactUri": expected, "provisioningState": "Succeeded"}
+    assert expected in status["message"]
+    blob = BlobClient.from_blob_url(expected, credential={"account_name": account, "account_key": key})
+    props = blob.get_blob_properties()
+    assert props.metadata["team"] == "images" and props.metadata["build_kind"] == "vhd"
+    assert props.metadata["kaibbuildid"] == status["buildId"]
+    _assert_disk_vhd(blob.download_blob().readall(), status)
+    service = BlobServiceClient(endpoint, credential={"account_name": account, "account_key": key})
+    vhds = [b.name for b in service.get_container_client("vhds").list_blobs()]
+    assert vhds == [f"{status['buildId']}/vhd.vhd"], vhds  # one copy, nothing else
+    _assert_clean(sandbox, status)
+
+
+def test_vhd_into_a_users_container(kube: Kube, sandbox: SandboxHandle, vhd_operator: Operator) -> None:
+    group = _group(sandbox, "vhd-user-")
+    account, endpoint, key = _account(sandbox, group)
+    service = BlobServiceClient(endpoint, credential={"account_name": account, "account_key": key})
+    service.create_container("images")
+    uri = f"{endpoint.rstrip('/')}/images/golden/ubuntu.vhd"
+    ns = kube.namespace(f"vhd-uri-{uuid.uuid4().hex[:6]}")
+    apply(kube, ns, _vhd_template(sandbox, "vhd-uri", uri=uri), build("vhd-uri-1", "vhd-uri"))
+    done = wait_phase(kube, vhd_operator, ns, "vhd-uri-1", {"Succeeded", "Failed", "Canceled"})
+    status = done["status"]
+    assert status["phase"] == "Succeeded", json.dumps(status, indent=1)
+    assert status["runOutputs"] == [
+        {"runOutputName": "vhd", "artifactUri": uri, "provisioningState": "Succeeded"}
+    ]
+    _assert_disk_vhd(service.get_blob_client("images", "golden/ubuntu.vhd").download_blob().readall(), status)
+    staging_account, staging_endpoint, staging_key = _staging_account(sandbox, status)
+    staging = BlobServiceClient(
+        staging_endpoint, credential={"account_name": staging_account, "account_key": staging_key}
+    )
+    assert not staging.get_container_client("vhds").exists()  # nothing went to the staging account
+    _assert_clean(sandbox, status)

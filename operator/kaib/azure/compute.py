@@ -1,12 +1,17 @@
-"""Compute resources: the build VM, the proxy VM, their OS disks, and the distribution targets."""
+"""Compute resources: the build VM, the proxy VM, their OS disks, and the distribution targets
+(images, gallery image versions, and the OS disk's export for a VHD)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from azure.mgmt.compute.models import GrantAccessData
+
 from kaib.azure import spec as t
+from kaib.azure.arm import LroOperation, Operation, to_rest
+from kaib.azure.clients import ServiceClients
 from kaib.azure.context import BuildContext
 from kaib.azure.spec import ResourceSpec, parse_resource_id
 
@@ -194,3 +199,80 @@ def version_key(version: str) -> tuple[int, ...]:
         return tuple(int(x) for x in version.split("."))
     except ValueError:
         return (-1,)
+
+
+# -- disk export (VHD distribution) ----------------------------------------------------------------
+
+
+def disk_access_request(seconds: int) -> GrantAccessData:
+    """Read access for `seconds` (long enough for the copy to finish)."""
+    return GrantAccessData(access="Read", duration_in_seconds=int(seconds))
+
+
+class KeepingOperation:
+    """An operation that keeps its result: the async step helper reads an action's result and drops
+    it, and a grant's result (the SAS URL) is what we need."""
+
+    def __init__(self, inner: Operation, kept: list[Any]) -> None:
+        self.inner, self.kept = inner, kept
+
+    def done(self) -> bool:
+        return self.inner.done()
+
+    async def update(self) -> None:
+        await self.inner.update()
+
+    async def result(self) -> Any:
+        value = await self.inner.result()
+        self.kept.append(value)
+        return value
+
+    def continuation_token(self) -> str | None:
+        return self.inner.continuation_token()
+
+    def retry_after(self) -> float | None:
+        return self.inner.retry_after()
+
+
+class DiskAccess:
+    """Grant and revoke read access to a managed disk (POST beginGetAccess / endGetAccess, both
+    long-running), in the shape `async_step.action` drives."""
+
+    def __init__(self, clients: ServiceClients) -> None:
+        self.ops = clients.compute.disks
+
+    def grant(
+        self, disk: ResourceSpec, seconds: int, kept: list[Any]
+    ) -> Callable[[str | None], Awaitable[Operation]]:
+        """`kept` receives the AccessUri (its `accessSAS`) when the operation is done."""
+
+        async def begin(token: str | None) -> Operation:
+            if token is not None:
+                poller = await self.ops.begin_grant_access(
+                    disk.resource_group, disk.name, disk_access_request(seconds), continuation_token=token
+                )
+            else:
+                poller = await self.ops.begin_grant_access(
+                    disk.resource_group, disk.name, disk_access_request(seconds)
+                )
+            return KeepingOperation(LroOperation(poller), kept)
+
+        return begin
+
+    def revoke(self, disk: ResourceSpec) -> Callable[[str | None], Awaitable[Operation]]:
+        async def begin(token: str | None) -> Operation:
+            if token is not None:
+                poller = await self.ops.begin_revoke_access(
+                    disk.resource_group, disk.name, continuation_token=token
+                )
+            else:
+                poller = await self.ops.begin_revoke_access(disk.resource_group, disk.name)
+            return LroOperation(poller)
+
+        return begin
+
+
+def access_sas(result: Any) -> str:
+    """The SAS URL of a grant's AccessUri (SDK model or REST dict); "" when it has none."""
+    body = to_rest(result) or {}
+    return str(body.get("accessSAS") or body.get("access_sas") or "")

@@ -1,5 +1,5 @@
 """Distribution: generalize the build VM once, then each distribute[] target (ManagedImage,
-SharedImage with its versioning); runOutputs record what was made.
+SharedImage with its versioning, VHD: see vhd.py); runOutputs record what was made.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from kaib.azure import spec as t
 from kaib.azure.arm import VirtualMachines, list_names
 from kaib.azure.async_step import action
 from kaib.azure.spec import ResourceSpec, parse_resource_id
-from kaib.controller import waves
+from kaib.controller import vhd, waves
 from kaib.controller.run_context import Run
 from kaib.controller.stepresult import StepResult, azure_problem
 
@@ -59,6 +59,7 @@ async def distribute(run: Run) -> StepResult:
     vm_id = ctx.id(t.VM, ctx.names.build_vm)
     outputs = {o.get("runOutputName"): dict(o) for o in run.status.data.get("runOutputs") or []}
     targets: list[tuple[dict[str, Any], ResourceSpec]] = []
+    vhds: list[dict[str, Any]] = []
     for target in run.spec.get("distribute") or []:
         name = str(target.get("runOutputName"))
         kind = target.get("type")
@@ -70,10 +71,12 @@ async def distribute(run: Run) -> StepResult:
                 return version
             spec = compute.gallery_image_version(target, version, vm_id, run.location, artifact_tags(run))
             targets.append((target, spec))
+        elif kind == "VHD":
+            vhds.append(target)
         else:
             return StepResult.fail(
-                f"distribute {name}: {kind} distribution is not supported by this kaib version yet; "
-                "use ManagedImage or SharedImage",
+                f"distribute {name}: {kind} distribution is not supported by this kaib version; "
+                "use ManagedImage, SharedImage or VHD",
                 reason="UnsupportedDistribution",
             )
     pending = []
@@ -85,23 +88,47 @@ async def distribute(run: Run) -> StepResult:
         chosen = chosen or name not in outputs
         outputs[name] = {"runOutputName": name, "artifactId": spec.id, "provisioningState": "Creating"}
         pending.append(spec)
-    run.status.data["runOutputs"] = list(outputs.values())
-    if not pending:
-        return StepResult.done()
+    _record(run, outputs)
     if chosen:
         # Save the artifacts chosen (a gallery version picked by Latest) before creating them: a
         # restart then creates that same version, never a second one.
         return StepResult.wait(0.0)
+    images = await _images(run, targets, pending, outputs) if pending else StepResult.done()
+    copied = await vhd.distribute(run, vhds, outputs) if vhds else StepResult.done()
+    _record(run, outputs)
+    return _both(images, copied)
+
+
+def _record(run: Run, outputs: Mapping[str, dict[str, Any]]) -> None:
+    """runOutputs in the order of distribute[]."""
+    order = [str(d.get("runOutputName")) for d in run.spec.get("distribute") or []]
+    run.status.data["runOutputs"] = [outputs[n] for n in order if n in outputs]
+
+
+async def _images(
+    run: Run,
+    targets: list[tuple[dict[str, Any], ResourceSpec]],
+    pending: list[ResourceSpec],
+    outputs: dict[str, dict[str, Any]],
+) -> StepResult:
+    """Managed images and gallery image versions, as one wave of ARM resources."""
     result_waves = await waves.ensure(run.status, [pending], run.ops_for, run.settings, record=False)
     outcomes = result_waves.outcomes or {}
     for target, spec in targets:
         outcome = outcomes.get(spec.id)
         if outcome is not None and outcome.state == "done":
             outputs[str(target["runOutputName"])]["provisioningState"] = "Succeeded"
-    run.status.data["runOutputs"] = list(outputs.values())
     if result_waves.state == "done":
         return StepResult.done()
     return StepResult(result_waves.state, result_waves.requeue, result_waves.message, "Failed")
+
+
+def _both(a: StepResult, b: StepResult) -> StepResult:
+    for r in (a, b):
+        if r.state == "failed":
+            return r
+    waiting = [r for r in (a, b) if r.state == "waiting"]
+    return min(waiting, key=lambda r: r.requeue) if waiting else StepResult.done()
 
 
 async def _gallery_version(

@@ -340,7 +340,9 @@ def _outcome(run: Run) -> tuple[str, str]:
     if status.phase == "Canceling":
         return "Canceled", "canceled; the build's resources are deleted"
     failed = status.failed_steps()
-    outputs = ", ".join(str(o.get("artifactId")) for o in status.data.get("runOutputs") or [])
+    outputs = ", ".join(
+        str(o.get("artifactId") or o.get("artifactUri")) for o in status.data.get("runOutputs") or []
+    )
     if failed == ["validate"] and status.step_state("distribute") == "Done":
         return (
             "PartiallySucceeded",
@@ -349,8 +351,20 @@ def _outcome(run: Run) -> tuple[str, str]:
     if failed:
         if not status.data.get("stagingResourceGroup"):
             return "Failed", f"{status.failure_message()}; nothing was created"
-        return "Failed", f"{status.failure_message()}; the build's resources are deleted"
+        return "Failed", f"{status.failure_message()}; the build's resources are deleted{_distributed(run)}"
     return "Succeeded", f"image built: {outputs}" if outputs else "image built"
+
+
+def _distributed(run: Run) -> str:
+    """Artifacts a failed build (e.g. a timeout during distribution) started: they are the user's, as in AIB."""
+    outputs = run.status.data.get("runOutputs") or []
+    if not outputs:
+        return ""
+    made = ", ".join(f"{o.get('artifactId')} ({o.get('provisioningState')})" for o in outputs)
+    return (
+        f"; distribution had begun: {made}; these are yours to keep or delete "
+        "(one still Creating may yet appear in Azure)"
+    )
 
 
 # -- deletion -------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from kaib.azure.containerinstance import EnvVar, container_state
 from kaib.azure.network import private_ip
 from kaib.azure.planner import Plan, PlanFacts, os_type, plan
 from kaib.azure.spec import parse_resource_id
-from kaib.controller import blobs, waves
+from kaib.controller import blobs, vhd, waves
 from kaib.controller.credentials import new_credentials, secret_name
 from kaib.controller.run_context import Run
 from kaib.controller.stepresult import StepResult, azure_problem
@@ -225,6 +225,9 @@ async def cleanup(run: Run) -> StepResult:
     """Delete the build's resources in dependency order; the staging group and storage stay."""
     if not run.build_id or not run.staging_group:
         return StepResult.done()  # nothing was created
+    exported = await vhd.before_cleanup(run)  # an exported OS disk cannot be deleted
+    if exported.state != "done":
+        return exported
     p = await current_plan(run, names_only=True)
     result = await waves.delete(run.status, p.delete_waves, run.ops_for, run.settings)
     if result.state != "done":
