@@ -356,7 +356,7 @@ def _outcome(run: Run) -> tuple[str, str]:
 
 
 def _distributed(run: Run) -> str:
-    """Artifacts a failed build (e.g. a timeout during distribution) started: they are the user's, as in AIB."""
+    """Artifacts a failed build (say, timed out while distributing) started: the user's, as in AIB."""
     outputs = run.status.data.get("runOutputs") or []
     if not outputs:
         return ""
