@@ -1,7 +1,7 @@
 """Preflight: fail fast, before creating anything, with a message that says what to fix.
 
-Providers registered, the user's subnets (existence, one VNet, ACI delegation, private link
-policies), the source image (resolving `latest`), identities, distribution targets.
+Providers registered, vCPU quota for the build's VMs, the user's subnets (existence, one VNet, ACI
+delegation, private link policies), the source image (resolving `latest`), identities, distribution targets.
 """
 
 from __future__ import annotations
@@ -12,8 +12,10 @@ from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
 
+from kaib.azure import compute, quota
 from kaib.azure.arm import list_names, to_rest
 from kaib.azure.compute import version_key
+from kaib.azure.planner import topology
 from kaib.azure.spec import parse_resource_id
 from kaib.controller.run_context import Run
 from kaib.controller.stepresult import StepResult, azure_problem
@@ -39,6 +41,9 @@ async def preflight(run: Run) -> StepResult:
                     f"(MissingSubscriptionRegistration); register it: az provider register -n {namespace}",
                     reason="MissingSubscriptionRegistration",
                 )
+        problem = await _check_quota(run)
+        if problem:
+            return StepResult.fail(problem, reason="QuotaExceeded")
         problem = await _check_subnets(run)
         if problem:
             return StepResult.fail(problem, reason="InvalidSubnet")
@@ -62,6 +67,22 @@ async def preflight(run: Run) -> StepResult:
     except Exception as exc:
         return azure_problem(run, exc, "preflight")
     return StepResult.done()
+
+
+async def _check_quota(run: Run) -> str | None:
+    """The build VM (and the proxy VM of the subnetId-only topology) against the region's vCPU quotas."""
+    profile = run.spec.get("vmProfile") or {}
+    vms = [("build VM", str(profile.get("vmSize") or compute.DEFAULT_VM_SIZE))]
+    if topology(run.spec) == "SubnetOnly":
+        proxy = (profile.get("vnetConfig") or {}).get("proxyVmSize") or compute.DEFAULT_PROXY_VM_SIZE
+        vms.append(("proxy VM", str(proxy)))
+    wanted = quota.needs(vms)
+    if not wanted:
+        return None
+    problems = quota.shortfalls(wanted, await quota.compute_usages(run.clients, run.location), run.location)
+    if not problems:
+        return None
+    return f"{'; '.join(problems)} (QuotaExceeded); {quota.advice(run.location)}"
 
 
 def _identities(spec: Mapping[str, Any]) -> list[str]:

@@ -95,6 +95,9 @@ DEFAULT_QUOTAS: dict[str, dict[str, int]] = {
         "standardDv5Family": 100,
         "standardBSFamily": 100,
         "standardDSv2Family": 100,
+        "standardDDSv4Family": 100,
+        "standardDv2Family": 100,
+        "standardAv2Family": 100,
     },
     "aci": {"ContainerGroups": 100, "StandardCores": 100},
 }

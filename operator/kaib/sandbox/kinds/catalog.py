@@ -36,6 +36,9 @@ VM_SIZES: dict[str, tuple[str, int]] = {
     "Standard_D2_v5": ("standardDv5Family", 2),
     "Standard_DS1_v2": ("standardDSv2Family", 1),
     "Standard_DS2_v2": ("standardDSv2Family", 2),
+    "Standard_D2ds_v4": ("standardDDSv4Family", 2),  # AIB's default build VM
+    "Standard_D1_v2": ("standardDv2Family", 1),  # AIB's default for Gen1 sources
+    "Standard_A1_v2": ("standardAv2Family", 1),  # AIB's default proxy VM
 }
 
 

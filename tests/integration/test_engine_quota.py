@@ -1,0 +1,58 @@
+"""Quota in preflight: with too few vCPUs left in the build VM's family (the sandbox serves its quota
+model as Microsoft.Compute usages), the build fails before creating anything, naming the family,
+what it needs, the limit and the current use."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from azure.mgmt.compute import ComputeManagementClient
+
+from tests.fixtures.controlplane import Kube
+from tests.fixtures.sandbox import SandboxHandle
+from tests.integration.namespaced_operator import (
+    LOCATION,
+    NamespacedOperator,
+    apply,
+    build,
+    condition,
+    template,
+)
+
+FAMILY = "standardBSFamily"  # Standard_B2s: 2 vCPUs
+
+
+def test_a_build_over_its_family_quota_fails_in_preflight_with_nothing_created(
+    kube: Kube, sandbox: SandboxHandle, tmp_path: Path
+) -> None:
+    ns = kube.namespace(f"quota-{uuid.uuid4().hex[:6]}")
+    served = {u.name.value: u for u in sandbox.client(ComputeManagementClient).usage.list(LOCATION)}
+    assert served[FAMILY].unit == "Count" and served["cores"].limit >= 2
+    in_use = int(served[FAMILY].current_value)
+    sandbox.set_quota("compute", **{FAMILY: in_use + 1})  # one vCPU left; the build needs two
+    try:
+        with NamespacedOperator(kube, sandbox, ns, tmp_path / "operator.log") as op:
+            apply(kube, ns, template("q", sandbox), build("q-1", "q"))
+            final = op.wait_phase("q-1")
+            events = op.events("q-1")
+    finally:
+        sandbox.set_quota("compute", **{FAMILY: int(served[FAMILY].limit)})
+    status = final["status"]
+    assert status["phase"] == "Failed", status
+    message = status["message"]
+    assert f"not enough {FAMILY} vCPUs quota in {LOCATION}" in message, message
+    assert "the build needs 2 (build VM Standard_B2s (2))" in message
+    assert f"the limit is {in_use + 1} and {in_use} are in use" in message
+    assert "request more quota" in message and "nothing was created" in message
+    preflight = condition(final, "PreflightPassed")
+    assert preflight["status"] == "False" and preflight["reason"] == "QuotaExceeded"
+    assert condition(final, "Stalled")["status"] == "True"
+    assert not status.get("stagingResourceGroup")
+    writes = [
+        r
+        for r in sandbox.requests(limit=5000)
+        if r["method"] in ("PUT", "POST") and status["buildId"] in r["path"]
+    ]
+    assert writes == [], writes
+    assert "PreflightFailed" in {e["reason"] for e in events if e["type"] == "Warning"}
