@@ -6,14 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,12 +16,13 @@ import pytest
 import yaml
 
 from kaib import health
+from kaib.devenv.manifests import LOCATION, image_build, image_template
 from tests.fixtures.controlplane import Kube
+from tests.fixtures.operator import Operator
 from tests.fixtures.sandbox import SandboxHandle
 from tests.integration import test_chart_rbac
 from tests.integration.test_chart_render import CHART, KUBE_VERSION, _run
 
-LOCATION = "westus"
 FINAL = {"Succeeded", "PartiallySucceeded", "Failed", "Canceled"}
 
 
@@ -73,49 +67,10 @@ def rendered_container(helm: Path, mode: Mode) -> dict[str, Any]:
     return container
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-class OperatorProcess:
-    def __init__(self, argv: list[str], env: dict[str, str], log: Path) -> None:
-        self.log_path = log
-        self.metrics_url = f"http://127.0.0.1:{env['KAIB_METRICS_PORT']}"
-        with log.open("wb") as out:
-            self.process = subprocess.Popen(
-                argv, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-            )
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def scrape(self, path: str = "/metrics") -> tuple[int, str] | None:
-        """(status, body) of the operator's metrics endpoint, or None when nothing listens."""
-        try:
-            with urllib.request.urlopen(self.metrics_url + path, timeout=2) as response:
-                return response.status, response.read().decode()
-        except urllib.error.HTTPError as error:
-            return error.code, error.read().decode()
-        except OSError:
-            return None
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-
-
 @pytest.fixture(params=list(MODES))
 def chart_operator(
     request: pytest.FixtureRequest, kube: Kube, sandbox: SandboxHandle, helm: Path, tmp_path: Path
-) -> Iterator[tuple[Mode, OperatorProcess]]:
+) -> Iterator[tuple[Mode, Operator]]:
     mode = MODES[request.param]
     with running_chart_operator(kube, sandbox, helm, tmp_path, mode) as operator:
         yield mode, operator
@@ -124,7 +79,7 @@ def chart_operator(
 @contextlib.contextmanager
 def running_chart_operator(
     kube: Kube, sandbox: SandboxHandle, helm: Path, tmp_path: Path, mode: Mode
-) -> Iterator[OperatorProcess]:
+) -> Iterator[Operator]:
     """Install the chart in ``mode`` and run `kaib run` with its args, plain env and SA token."""
     kube.namespace(mode.team)
     account = test_chart_rbac.install(kube, helm, mode.release, mode.namespace, *mode.sets)
@@ -133,17 +88,17 @@ def running_chart_operator(
 
     container = rendered_container(helm, mode)
     plain_env = {e["name"]: str(e["value"]) for e in container["env"] if "value" in e and e["name"] != "HOME"}
-    env = {
-        **os.environ,
-        **sandbox.env,
-        **plain_env,
-        "KUBECONFIG": str(config),
-        "KAIB_METRICS_PORT": str(free_port()),  # tests run side by side: not the chart's 8080
-        "KAIB_POLLING_INTERVAL": "0.05",
-    }
     assert container["command"] == ["kaib", "run"]
-    argv = [sys.executable, "-m", "kaib.cli", "run", *container.get("args", [])]
-    operator = OperatorProcess(argv, env, tmp_path / "operator.log")
+    # The chart's args and plain env; a free metrics port, not the chart's 8080 (tests run side by side).
+    operator = Operator(
+        kube,
+        sandbox,
+        tmp_path / "operator.log",
+        args=container.get("args", []),
+        env=plain_env,
+        kubeconfig=str(config),
+    )
+    operator.start()
     try:
         yield operator
     finally:
@@ -153,40 +108,11 @@ def running_chart_operator(
 def template(
     sandbox: SandboxHandle, images_group: str, namespace: str, name: str = "rbac-ubuntu"
 ) -> dict[str, Any]:
-    return {
-        "apiVersion": "kaib.dev/v1alpha1",
-        "kind": "ImageTemplate",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "source": {
-                "type": "PlatformImage",
-                "publisher": "Canonical",
-                "offer": "ubuntu-24_04-lts",
-                "sku": "server",
-                "version": "latest",
-            },
-            "customize": [{"type": "Shell", "name": "hello", "inline": ["echo hello"]}],
-            "distribute": [
-                {
-                    "type": "ManagedImage",
-                    "runOutputName": "golden",
-                    "imageId": f"{images_group}/providers/Microsoft.Compute/images/{namespace}-{name}",
-                    "location": LOCATION,
-                }
-            ],
-            "vmProfile": {"vmSize": "Standard_B2s"},
-            "azure": {"subscriptionId": sandbox.subscription_id, "location": LOCATION},
-        },
-    }
+    return image_template(name, sandbox, images_group, namespace=namespace, image_name=f"{namespace}-{name}")
 
 
 def build(namespace: str, name: str = "rbac-ubuntu-1", template_name: str = "rbac-ubuntu") -> dict[str, Any]:
-    return {
-        "apiVersion": "kaib.dev/v1alpha1",
-        "kind": "ImageBuild",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {"templateRef": {"name": template_name}},
-    }
+    return image_build(name, template_name, namespace=namespace)
 
 
 def images_group(sandbox: SandboxHandle) -> str:
@@ -214,7 +140,7 @@ def build_status(kube: Kube, namespace: str, name: str) -> dict[str, Any]:
 
 def wait_final(
     kube: Kube,
-    operator: OperatorProcess,
+    operator: Operator,
     namespace: str,
     name: str,
     during: Callable[[], None] | None = None,
@@ -230,7 +156,7 @@ def wait_final(
         status: dict[str, Any] = obj.get("status") or {}
         if status.get("phase") in FINAL:
             return status
-        assert operator.process.poll() is None, f"the operator died\n{operator.log()[-6000:]}"
+        assert operator.alive(), f"the operator died\n{operator.log()[-6000:]}"
         assert "Forbidden" not in operator.log(), f"the operator was refused:\n{operator.log()[-6000:]}"
         assert time.monotonic() < deadline, f"no final phase\n{operator.log()[-6000:]}"
         if during is not None:
@@ -248,7 +174,7 @@ def wait_gone(kube: Kube, kind: str, namespace: str, name: str, observed: list[d
 
 
 def test_operator_with_only_the_chart_token_completes_a_build(
-    kube: Kube, sandbox: SandboxHandle, chart_operator: tuple[Mode, OperatorProcess]
+    kube: Kube, sandbox: SandboxHandle, chart_operator: tuple[Mode, Operator]
 ) -> None:
     mode, operator = chart_operator
     team = mode.team

@@ -7,24 +7,25 @@ latency with the configured exit code and write result.json where KAIB_LOG_CONTA
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from kaib import health
+from kaib.devenv.manifests import LOCATION as LOCATION  # test_chaos and test_engine_real import it here
+from kaib.devenv.manifests import image_build, image_template
 from tests.fixtures.controlplane import Kube
+from tests.fixtures.operator import Operator as Operator  # test_chaos and test_engine_real import it here
+from tests.fixtures.operator import OperatorFailed
 from tests.fixtures.sandbox import FAST_SCALE, SandboxHandle
 
-GROUP, VERSION = "kaib.dev", "v1alpha1"
+# The manifest builders under the names the tests here (and test_chaos, test_engine_real) use.
+template = image_template
+build = image_build
 
 
 def real(seconds: float) -> float:
@@ -32,59 +33,7 @@ def real(seconds: float) -> float:
     return seconds / FAST_SCALE
 
 
-LOCATION = "westus"
 IMAGES_RG = "images"
-
-
-class Operator:
-    def __init__(self, kube: Kube, sandbox: SandboxHandle, log_path: Path) -> None:
-        self.kube, self.sandbox, self.log_path = kube, sandbox, log_path
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        env = {
-            **os.environ,
-            **self.sandbox.env,
-            "KUBECONFIG": self.kube.kubeconfig,
-            "KAIB_POLLING_INTERVAL": "0.05",
-            "KAIB_METRICS_PORT": "0",  # a free port: other operators may run beside this one
-        }
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "kaib.cli", "run", "--watch-timeout", "60"],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-6000:]
-
-
-@pytest.fixture(scope="module")
-def operator(
-    kube: Kube, sandbox: SandboxHandle, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Operator]:
-    op = Operator(kube, sandbox, tmp_path_factory.mktemp("operator") / "operator.log")
-    op.start()
-    try:
-        yield op
-    finally:
-        op.stop()
 
 
 @pytest.fixture(scope="module")
@@ -94,45 +43,6 @@ def images_group(sandbox: SandboxHandle) -> str:
     client = sandbox.client(ResourceManagementClient)
     client.resource_groups.create_or_update(IMAGES_RG, {"location": LOCATION})
     return f"/subscriptions/{sandbox.subscription_id}/resourceGroups/{IMAGES_RG}"
-
-
-def template(name: str, sandbox: SandboxHandle, images_group: str, **extra: Any) -> dict[str, Any]:
-    spec: dict[str, Any] = {
-        "source": {
-            "type": "PlatformImage",
-            "publisher": "Canonical",
-            "offer": "ubuntu-24_04-lts",
-            "sku": "server",
-            "version": "latest",
-        },
-        "customize": [{"type": "Shell", "name": "hello", "inline": ["echo hello"]}],
-        "distribute": [
-            {
-                "type": "ManagedImage",
-                "runOutputName": "golden",
-                "imageId": f"{images_group}/providers/Microsoft.Compute/images/{name}-img",
-                "location": LOCATION,
-            }
-        ],
-        "vmProfile": {"vmSize": "Standard_B2s"},
-        "azure": {"subscriptionId": sandbox.subscription_id, "location": LOCATION},
-    }
-    spec.update(extra)
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "ImageTemplate",
-        "metadata": {"name": name},
-        "spec": spec,
-    }
-
-
-def build(name: str, template_name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "ImageBuild",
-        "metadata": {"name": name},
-        "spec": {"templateRef": {"name": template_name}},
-    }
 
 
 def apply(kube: Kube, namespace: str, *docs: dict[str, Any]) -> None:
@@ -146,17 +56,6 @@ def get(kube: Kube, namespace: str, kind: str, name: str) -> dict[str, Any]:
     return result
 
 
-def wait_for(what: str, check: Callable[[], Any], timeout: float, op: Operator) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert op.process is not None and op.process.poll() is None, f"the operator died\n{op.log()}"
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}\n--- operator log ---\n{op.log()}")
-
-
 def wait_phase(
     kube: Kube, op: Operator, namespace: str, name: str, phases: set[str], timeout: float = 90
 ) -> dict[str, Any]:
@@ -165,10 +64,10 @@ def wait_phase(
         return obj if (obj.get("status") or {}).get("phase") in phases else None
 
     try:
-        result: dict[str, Any] = wait_for(f"{name} in {phases}", check, timeout, op)
-    except AssertionError:
+        result: dict[str, Any] = op.wait_for(f"{name} in {phases}", check, timeout)
+    except OperatorFailed:
         status = get(kube, namespace, "imagebuild", name).get("status")
-        raise AssertionError(f"status: {json.dumps(status, indent=1)[-4000:]}\n{op.log()}") from None
+        raise AssertionError(f"status: {json.dumps(status, indent=1)[-4000:]}\n{op.log(tail=6000)}") from None
     return result
 
 
@@ -267,7 +166,7 @@ def build_id_of(kube: Kube, namespace: str, name: str, op: Operator) -> str:
     def check() -> str | None:
         return (get(kube, namespace, "imagebuild", name).get("status") or {}).get("buildId")
 
-    result: str = wait_for(f"{name} buildId", check, 30, op)
+    result: str = op.wait_for(f"{name} buildId", check, 30)
     return result
 
 
@@ -277,8 +176,8 @@ def wait_substate(kube: Kube, op: Operator, namespace: str, name: str, sub_state
         return obj if (obj.get("status") or {}).get("subState") == sub_state else None
 
     try:
-        result: dict[str, Any] = wait_for(f"{name} subState {sub_state}", check, 60, op)
-    except AssertionError as exc:
+        result: dict[str, Any] = op.wait_for(f"{name} subState {sub_state}", check, 60)
+    except OperatorFailed as exc:
         status = get(kube, namespace, "imagebuild", name).get("status")
         raise AssertionError(f"{exc}\nstatus: {json.dumps(status)[-3000:]}") from None
     return result
@@ -420,14 +319,13 @@ def test_builds_of_one_template_run_one_at_a_time(
     wait_substate(kube, operator, ns, "first", "Customizing")
     apply(kube, ns, build("second", "t"))
     # Queued at once ("waiting to start"), then the queue says whom it waits for.
-    wait_for(
+    operator.wait_for(
         "second Queued behind first",
         lambda: (
             (status := get(kube, ns, "imagebuild", "second").get("status") or {}).get("phase") == "Queued"
             and "first" in str(status.get("message"))
         ),
         30,
-        operator,
     )
     first = wait_phase(kube, operator, ns, "first", {"Succeeded", "Failed"})
     assert first["status"]["phase"] == "Succeeded"
@@ -445,7 +343,7 @@ def test_operator_killed_mid_build_resumes_without_duplicates(
     apply(kube, ns, template("t", sandbox, images_group), build("b", "t"))
     bid = build_id_of(kube, ns, "b", operator)
     # Kill as soon as the first Azure resource of the build exists: its status write may not have happened.
-    wait_for("a first resource", lambda: owned(sandbox, bid), 30, operator)
+    operator.wait_for("a first resource", lambda: owned(sandbox, bid), 30)
     operator.kill()
     operator.start()
     done = wait_phase(kube, operator, ns, "b", {"Succeeded", "Failed", "Canceled"})
@@ -798,7 +696,7 @@ def test_deletion_at_each_step_leaves_nothing(
     ns = kube.namespace(f"del-{uuid.uuid4().hex[:6]}")
     apply(kube, ns, template("t", sandbox, images_group), build("b", "t"))
     bid = build_id_of(kube, ns, "b", operator)
-    wait_for(f"a {when}", lambda: when in {r["type"] for r in owned(sandbox, bid)}, 60, operator)
+    operator.wait_for(f"a {when}", lambda: when in {r["type"] for r in owned(sandbox, bid)}, 60)
     kube.kubectl("delete", "-n", ns, "imagebuild", "b", "--timeout=90s")
     assert_nothing_left(sandbox, bid)
     created = creates_per_resource(sandbox, bid)
@@ -894,7 +792,7 @@ def test_cancel_at_each_step_cleans_up(
     if when == "distribute":
         wait_substate(kube, operator, ns, "b", "Distributing")
     else:
-        wait_for(f"a {when}", lambda: when in {r["type"] for r in owned(sandbox, bid)}, 60, operator)
+        operator.wait_for(f"a {when}", lambda: when in {r["type"] for r in owned(sandbox, bid)}, 60)
     kube.kubectl("patch", "-n", ns, "imagebuild", "b", "--type=merge", "-p", '{"spec": {"cancel": true}}')
     done = wait_phase(kube, operator, ns, "b", {"Succeeded", "Failed", "Canceled"}, timeout=60)
     assert done["status"]["phase"] == "Canceled", done["status"]["message"]

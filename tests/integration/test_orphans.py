@@ -4,16 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 import uuid
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from kaib import metrics
@@ -21,7 +13,9 @@ from kaib.azure.async_step import StepSettings
 from kaib.azure.naming import BuildNames, Owner, build_id, staging_group_name
 from kaib.azure.resourcegroups import aib_tags
 from kaib.controller import orphans, sweeper
+from kaib.devenv import manifests
 from tests.fixtures.controlplane import Kube
+from tests.fixtures.operator import StartOperator
 from tests.fixtures.sandbox import SandboxHandle
 
 MANAGED_BY = "kaib.dev/managed-by"
@@ -247,111 +241,16 @@ def test_sweeper_deletes_orphans_in_order_and_never_touches_live_owners(
 
 # -- the operator as a process: orphans made the real way -------------------------------------------
 
-
-class Operator:
-    """`kaib run` for one namespace, with a short orphan grace period and a metrics port."""
-
-    def __init__(self, kube: Kube, sandbox: SandboxHandle, namespace: str, log_path: Path) -> None:
-        self.kube, self.sandbox, self.namespace, self.log_path = kube, sandbox, namespace, log_path
-        self.process: subprocess.Popen[bytes] | None = None
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.metrics_port = s.getsockname()[1]
-
-    def start(self) -> None:
-        env = {
-            **os.environ,
-            **self.sandbox.env,
-            "KUBECONFIG": self.kube.kubeconfig,
-            "KAIB_POLLING_INTERVAL": "0.05",
-            "KAIB_ORPHAN_GRACE_SECONDS": "2",
-            "KAIB_ORPHAN_INTERVAL_SECONDS": "1",
-            "KAIB_METRICS_PORT": str(self.metrics_port),
-        }
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "kaib.cli", "run", "-n", self.namespace, "--watch-timeout", "60"],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def scrape(self) -> str | None:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as r:
-                text: str = r.read().decode()
-                return text
-        except OSError:
-            return None
-
-    def wait_for(self, what: str, check: Callable[[], Any], timeout: float = 60) -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.process is not None and self.process.poll() is None, (
-                f"the operator died\n{self.log()}"
-            )
-            value = check()
-            if value:
-                return value
-            time.sleep(0.2)
-        raise AssertionError(f"timed out waiting for {what}\n--- operator log ---\n{self.log()[-6000:]}")
+# A short grace period and frequent sweeps, so orphans go within the test's time.
+SWEEP_SOON = {"KAIB_ORPHAN_GRACE_SECONDS": "2", "KAIB_ORPHAN_INTERVAL_SECONDS": "1"}
+IMAGES_GROUP = "orphan-images"
 
 
-def image_template(name: str, sandbox: SandboxHandle, **extra: Any) -> dict[str, Any]:
-    images = f"/subscriptions/{sandbox.subscription_id}/resourceGroups/orphan-images"
-    spec: dict[str, Any] = {
-        "source": {
-            "type": "PlatformImage",
-            "publisher": "Canonical",
-            "offer": "ubuntu-24_04-lts",
-            "sku": "server",
-            "version": "latest",
-        },
-        "customize": [{"type": "Shell", "name": "hello", "inline": ["echo hello"]}],
-        "distribute": [
-            {
-                "type": "ManagedImage",
-                "runOutputName": "golden",
-                "imageId": f"{images}/providers/Microsoft.Compute/images/{name}-img",
-                "location": LOCATION,
-            }
-        ],
-        "vmProfile": {"vmSize": "Standard_B2s"},
-        "azure": {"subscriptionId": sandbox.subscription_id, "location": LOCATION},
-        **extra,
-    }
-    return {
-        "apiVersion": "kaib.dev/v1alpha1",
-        "kind": "ImageTemplate",
-        "metadata": {"name": name},
-        "spec": spec,
-    }
-
-
-def image_build(name: str, template: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "kaib.dev/v1alpha1",
-        "kind": "ImageBuild",
-        "metadata": {"name": name},
-        "spec": {"templateRef": {"name": template}},
-    }
+def image_template(
+    name: str, sandbox: SandboxHandle, namespace: str | None = None, **spec: Any
+) -> dict[str, Any]:
+    images = f"/subscriptions/{sandbox.subscription_id}/resourceGroups/{IMAGES_GROUP}"
+    return manifests.image_template(name, sandbox, images, namespace=namespace, **spec)
 
 
 def get(kube: Kube, ns: str, kind: str, name: str) -> dict[str, Any]:
@@ -364,9 +263,7 @@ def start_build(
 ) -> str:
     """Apply a template and a build; the build's container group ends as `outcome` says. Its build id."""
     kube.kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(template))
-    created = create_object(
-        kube, {**image_build(name, template["metadata"]["name"]), "metadata": {"name": name, "namespace": ns}}
-    )
+    created = create_object(kube, manifests.image_build(name, template["metadata"]["name"], namespace=ns))
     bid = build_id(created["metadata"]["uid"])
     sandbox.add_outcome(f"kaib-{bid}-builder", **outcome)
     return bid
@@ -388,100 +285,91 @@ def forget(kube: Kube, ns: str, kind: str, name: str) -> None:
 
 
 def test_orphans_of_objects_deleted_while_the_operator_was_down_are_swept(
-    kube: Kube, sandbox: SandboxHandle, tmp_path: Path
+    kube: Kube, sandbox: SandboxHandle, start_operator: StartOperator
 ) -> None:
     from azure.mgmt.resource.resources import ResourceManagementClient
 
     sandbox.client(ResourceManagementClient).resource_groups.create_or_update(
-        "orphan-images", {"location": LOCATION}
+        IMAGES_GROUP, {"location": LOCATION}
     )
     ns = kube.namespace(f"orphans-{uuid.uuid4().hex[:6]}")
-    op = Operator(kube, sandbox, ns, tmp_path / "operator.log")
+    op = start_operator(namespace=ns, env=SWEEP_SOON)
+    # A live build whose resources stay: its customizer fails and errorHandling is abort.
+    kept_tpl = image_template("kept", sandbox, errorHandling={"onCustomizerError": "abort"})
+    kept_bid = start_build(kube, sandbox, ns, kept_tpl, "kept-1", exitCode=2)
+    op.wait_for(
+        "kept-1 Failed",
+        lambda: (get(kube, ns, "imagebuild", "kept-1").get("status") or {}).get("phase") == "Failed",
+    )
+    kept_staging = get(kube, ns, "imagetemplate", "kept")["status"]["exactStagingResourceGroup"]
+    kept_group = kept_staging.rsplit("/", 1)[-1]
+    kept = in_group(sandbox, kept_group)
+    assert tagged(sandbox, "kaib.dev/build-id", kept_bid) <= kept and len(kept) > 3, kept
+
+    # The build to orphan: kill the operator while it customizes (every build resource exists).
+    gone_bid = start_build(
+        kube, sandbox, ns, image_template("gone", sandbox), "gone-1", exitCode=0, seconds=600 / 0.002
+    )
+    gone_uid = get(kube, ns, "imagetemplate", "gone")["metadata"]["uid"]
+    gone_group = staging_group_name(ns, "gone", gone_uid)
+    op.wait_for(
+        "gone-1's container group",
+        lambda: any("containergroups" in i for i in tagged(sandbox, "kaib.dev/build-id", gone_bid)),
+    )
+    op.kill()
+    orphaned = tagged(sandbox, "kaib.dev/build-id", gone_bid) | in_group(sandbox, gone_group)
+    assert len(orphaned) >= 7, orphaned  # NSGs, VNet, NIC, VM, container group, group, storage
+    forget(kube, ns, "imagebuild", "gone-1")
+    forget(kube, ns, "imagetemplate", "gone")
+
     op.start()
-    try:
-        # A live build whose resources stay: its customizer fails and errorHandling is abort.
-        kept_tpl = image_template("kept", sandbox, errorHandling={"onCustomizerError": "abort"})
-        kept_bid = start_build(kube, sandbox, ns, kept_tpl, "kept-1", exitCode=2)
-        op.wait_for(
-            "kept-1 Failed",
-            lambda: (get(kube, ns, "imagebuild", "kept-1").get("status") or {}).get("phase") == "Failed",
-        )
-        kept_group = get(kube, ns, "imagetemplate", "kept")["status"]["exactStagingResourceGroup"].rsplit(
-            "/", 1
-        )[-1]
-        kept = in_group(sandbox, kept_group)
-        assert tagged(sandbox, "kaib.dev/build-id", kept_bid) <= kept and len(kept) > 3, kept
+    # A template deleted the normal way (operator up) whose status never recorded its staging group:
+    # the state a crash leaves between the group's creation and the template status write.
+    early = create_object(kube, image_template("early", sandbox, namespace=ns))
+    early_group = staging_group_name(ns, "early", early["metadata"]["uid"])
+    early_owner = Owner(ns, "early")
+    sandbox.client(ResourceManagementClient).resource_groups.create_or_update(
+        early_group, {"location": LOCATION, "tags": early_owner.tags(aib_tags(early_owner, False))}
+    )
+    op.wait_for(
+        "early handled (finalizer and status)",
+        lambda: (
+            (t := get(kube, ns, "imagetemplate", "early"))["metadata"].get("finalizers")
+            and (t.get("status") or {}).get("conditions")
+        ),
+    )
+    kube.kubectl("delete", "-n", ns, "imagetemplate", "early", "--wait=true", "--timeout=30s")
+    op.wait_for(
+        "the orphans to be swept",
+        lambda: (
+            not (
+                tagged(sandbox, "kaib.dev/build-id", gone_bid)
+                | in_group(sandbox, gone_group)
+                | in_group(sandbox, early_group)
+            )
+        ),
+        timeout=90,
+    )
+    # Gone either way: the template's finalizer may leave an unrecorded group behind (a crash before
+    # its status write), and then the sweeper removes it ("left behind by ImageTemplate ...").
+    # Sweeps keep running (every second, 2 s grace): the live build's resources must outlast several.
+    time.sleep(4)
+    assert in_group(sandbox, kept_group) == kept, "a live build's resources were touched"
+    assert (get(kube, ns, "imagebuild", "kept-1").get("status") or {}).get("phase") == "Failed"
 
-        # The build to orphan: kill the operator while it customizes (every build resource exists).
-        gone_bid = start_build(
-            kube, sandbox, ns, image_template("gone", sandbox), "gone-1", exitCode=0, seconds=600 / 0.002
-        )
-        gone_uid = get(kube, ns, "imagetemplate", "gone")["metadata"]["uid"]
-        gone_group = staging_group_name(ns, "gone", gone_uid)
-        op.wait_for(
-            "gone-1's container group",
-            lambda: any("containergroups" in i for i in tagged(sandbox, "kaib.dev/build-id", gone_bid)),
-        )
-        op.kill()
-        orphaned = tagged(sandbox, "kaib.dev/build-id", gone_bid) | in_group(sandbox, gone_group)
-        assert len(orphaned) >= 7, orphaned  # NSGs, VNet, NIC, VM, container group, group, storage
-        forget(kube, ns, "imagebuild", "gone-1")
-        forget(kube, ns, "imagetemplate", "gone")
+    events = json.loads(kube.kubectl("get", "events", "-n", ns, "-o", "json").stdout)["items"]
+    removed = [e for e in events if e["reason"] == "OrphansRemoved"]
+    text = " ".join(e["message"] for e in removed)
+    assert f"ImageBuild {ns}/gone-1 (build id {gone_bid})" in text and f"ImageTemplate {ns}/gone" in text, (
+        text
+    )
+    assert all(e["involvedObject"]["kind"] == "Namespace" for e in removed)
+    log = op.log()
+    for rid in orphaned:
+        if rid.count("/") <= 8:  # top-level resources; children (subnets, rules) go with them
+            assert f"orphan sweeper: deleted {rid}," in log.lower(), f"no log line for {rid}"
+    assert "kept-1" not in " ".join(line for line in log.splitlines() if "orphan sweeper: deleted" in line)
 
-        op.start()
-        # A template deleted the normal way (operator up) whose status never recorded its staging group:
-        # the state a crash leaves between the group's creation and the template status write.
-        early = create_object(
-            kube, {**image_template("early", sandbox), "metadata": {"name": "early", "namespace": ns}}
-        )
-        early_group = staging_group_name(ns, "early", early["metadata"]["uid"])
-        early_owner = Owner(ns, "early")
-        sandbox.client(ResourceManagementClient).resource_groups.create_or_update(
-            early_group, {"location": LOCATION, "tags": early_owner.tags(aib_tags(early_owner, False))}
-        )
-        op.wait_for(
-            "early handled (finalizer and status)",
-            lambda: (
-                (t := get(kube, ns, "imagetemplate", "early"))["metadata"].get("finalizers")
-                and (t.get("status") or {}).get("conditions")
-            ),
-        )
-        kube.kubectl("delete", "-n", ns, "imagetemplate", "early", "--wait=true", "--timeout=30s")
-        op.wait_for(
-            "the orphans to be swept",
-            lambda: (
-                not (
-                    tagged(sandbox, "kaib.dev/build-id", gone_bid)
-                    | in_group(sandbox, gone_group)
-                    | in_group(sandbox, early_group)
-                )
-            ),
-            timeout=90,
-        )
-        # Gone either way: the template's finalizer may leave an unrecorded group behind (a crash before
-        # its status write), and then the sweeper removes it ("left behind by ImageTemplate ...").
-        # Sweeps keep running (every second, 2 s grace): the live build's resources must outlast several.
-        time.sleep(4)
-        assert in_group(sandbox, kept_group) == kept, "a live build's resources were touched"
-        assert (get(kube, ns, "imagebuild", "kept-1").get("status") or {}).get("phase") == "Failed"
-
-        events = json.loads(kube.kubectl("get", "events", "-n", ns, "-o", "json").stdout)["items"]
-        removed = [e for e in events if e["reason"] == "OrphansRemoved"]
-        text = " ".join(e["message"] for e in removed)
-        assert (
-            f"ImageBuild {ns}/gone-1 (build id {gone_bid})" in text and f"ImageTemplate {ns}/gone" in text
-        ), text
-        assert all(e["involvedObject"]["kind"] == "Namespace" for e in removed)
-        log = op.log()
-        for rid in orphaned:
-            if rid.count("/") <= 8:  # top-level resources; children (subnets, rules) go with them
-                assert f"orphan sweeper: deleted {rid}," in log.lower(), f"no log line for {rid}"
-        assert "kept-1" not in " ".join(
-            line for line in log.splitlines() if "orphan sweeper: deleted" in line
-        )
-
-        scraped = op.scrape()
-        assert scraped is not None, "kaib run serves no /metrics"
-        assert "kaib_orphans_removed_total" in scraped
-    finally:
-        op.stop()
+    scraped = op.metrics()
+    assert scraped is not None, "kaib run serves no /metrics"
+    assert "kaib_orphans_removed_total" in scraped
