@@ -4,7 +4,7 @@ The same code runs against Azure and against the sandbox: only the environment d
 - Credential: DefaultAzureCredential (workload identity in AKS; the sandbox sets
   AZURE_TOKEN_CREDENTIALS=WorkloadIdentityCredential and AZURE_AUTHORITY_HOST so no metadata probe).
 - Endpoint: KAIB_ARM_ENDPOINT (default https://management.azure.com).
-- CA: SSL_CERT_FILE, which aiohttp's default SSL context honours.
+- CA: SSL_CERT_FILE, loaded once into the SSL context of the one aiohttp session all clients share.
 - KAIB_POLLING_INTERVAL (seconds): the SDK's wait between polls when Azure sends no Retry-After.
   Defaults to 1 s against a non-Azure endpoint (the sandbox), 15 s against Azure.
 """
@@ -12,10 +12,13 @@ The same code runs against Azure and against the sandbox: only the environment d
 from __future__ import annotations
 
 import os
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
+from azure.core.pipeline.transport import AioHttpTransport
 from azure.identity.aio import DefaultAzureCredential
 from azure.mgmt.compute.aio import ComputeManagementClient
 from azure.mgmt.containerinstance.aio import ContainerInstanceManagementClient
@@ -33,7 +36,9 @@ class AzureSettings:
     arm_endpoint: str
     polling_interval: float
     default_subscription_id: str | None
-    ca_file: str | None = None  # SSL_CERT_FILE, passed to the clients explicitly (aiohttp caches contexts)
+    ca_file: str | None = (
+        None  # SSL_CERT_FILE, read explicitly (aiohttp builds its default context at import)
+    )
 
     @property
     def is_azure(self) -> bool:
@@ -71,11 +76,18 @@ class ServiceClients:
 
 @dataclass
 class AzureClients:
-    """Owns the credential and one ServiceClients per subscription, created on first use."""
+    """Owns the credential, one HTTP session, and one ServiceClients per subscription, created on first use.
+
+    Every client sends through the one aiohttp session (one connection pool, one SSL context). Given
+    `connection_verify=<CA file>`, azure-core builds a new SSLContext for every request, and aiohttp
+    pools connections per context: each request then paid a TLS handshake and a CA load, and the
+    pools of five sessions filled with single-use connections (memory and CPU of the scale benchmark).
+    """
 
     settings: AzureSettings
     credential: Any = None
     _by_subscription: dict[str, ServiceClients] = field(default_factory=dict)
+    _session: aiohttp.ClientSession | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> AzureClients:
@@ -103,24 +115,53 @@ class AzureClients:
             "polling_interval": self.settings.polling_interval,
             # One record per HTTP attempt: Azure requests by type, method and status, and their latency.
             "per_retry_policies": [AzureRequestMetricsPolicy()],
-            **self._transport_kwargs(),
         }
         return ServiceClients(
             subscription_id=subscription_id,
-            resource=ResourceManagementClient(credential, subscription_id, **kwargs),
-            network=NetworkManagementClient(credential, subscription_id, **kwargs),
-            compute=ComputeManagementClient(credential, subscription_id, **kwargs),
-            containers=ContainerInstanceManagementClient(credential, subscription_id, **kwargs),
-            storage=StorageManagementClient(credential, subscription_id, **kwargs),
+            resource=ResourceManagementClient(
+                credential, subscription_id, transport=self._transport(), **kwargs
+            ),
+            network=NetworkManagementClient(
+                credential, subscription_id, transport=self._transport(), **kwargs
+            ),
+            compute=ComputeManagementClient(
+                credential, subscription_id, transport=self._transport(), **kwargs
+            ),
+            containers=ContainerInstanceManagementClient(
+                credential, subscription_id, transport=self._transport(), **kwargs
+            ),
+            storage=StorageManagementClient(
+                credential, subscription_id, transport=self._transport(), **kwargs
+            ),
         )
 
+    def ssl_context(self) -> ssl.SSLContext:
+        """Verifying, with SSL_CERT_FILE's CA when set (the sandbox's), else the system's."""
+        return ssl.create_default_context(cafile=self.settings.ca_file)
+
+    def _transport(self) -> AioHttpTransport:
+        """A transport over the shared session (created in the running event loop, on first use)."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=self.ssl_context()),
+                # as azure-core's own sessions: proxies from the environment, no cookies, raw bodies
+                trust_env=True,
+                cookie_jar=aiohttp.DummyCookieJar(),
+                auto_decompress=False,
+            )
+        return AioHttpTransport(session=self._session, session_owner=False)
+
     def _transport_kwargs(self) -> dict[str, Any]:
+        """For the credential's own (rare) token requests."""
         return {"connection_verify": self.settings.ca_file} if self.settings.ca_file else {}
 
     async def close(self) -> None:
         for clients in self._by_subscription.values():
             await clients.close()
         self._by_subscription.clear()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
         if self.credential is not None:
             await self.credential.close()
             self.credential = None
