@@ -5,8 +5,15 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 import uuid
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,17 +27,10 @@ from azure.storage.blob import BlobClient, BlobServiceClient
 from kaib.sandbox.diskexport import read_footer
 from tests.fixtures.controlplane import Kube
 from tests.fixtures.sandbox import SandboxHandle
-from tests.integration.test_engine import (
-    Operator,
-    apply,
-    build,
-    creates_per_resource,
-    owned,
-    template,
-    wait_phase,
-)
 
 LOC = "westus"
+API = "kaib.dev/v1alpha1"
+TERMINAL = {"Succeeded", "PartiallySucceeded", "Failed", "Canceled"}
 SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ9sandbox test@kaib"
 UBUNTU = {"publisher": "Canonical", "offer": "ubuntu-24_04-lts", "sku": "server", "version": "latest"}
 
@@ -134,6 +134,115 @@ def test_disk_export_serves_the_disk_bytes_and_follows_azure_rules(sandbox: Sand
 
 
 # -- the engine: kaib run builds VHDs -------------------------------------------------------------
+# The minimum of test_engine.py's helpers, copied: that module's Operator is being moved to a shared
+# fixture, and this file must not depend on its shape.
+
+
+class Operator:
+    """`kaib run` as a process against the test's control plane and sandbox."""
+
+    def __init__(self, kube: Kube, sandbox: SandboxHandle, log_path: Path) -> None:
+        self.kube, self.sandbox, self.log_path = kube, sandbox, log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {
+            **os.environ,
+            **self.sandbox.env,
+            "KUBECONFIG": self.kube.kubeconfig,
+            "KAIB_POLLING_INTERVAL": "0.05",
+            "KAIB_METRICS_PORT": "0",
+        }
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "kaib.cli", "run", "--watch-timeout", "60"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-6000:]
+
+    def wait_for(self, what: str, check: Callable[[], Any], timeout: float = 90) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process is not None and self.process.poll() is None, (
+                f"the operator died\n{self.log()}"
+            )
+            value = check()
+            if value:
+                return value
+            time.sleep(0.2)
+        raise AssertionError(f"timed out waiting for {what}\n--- operator log ---\n{self.log()}")
+
+
+def apply(kube: Kube, namespace: str, *docs: dict[str, Any]) -> None:
+    for doc in docs:
+        kube.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(doc))
+
+
+def get_build(kube: Kube, namespace: str, name: str) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(
+        kube.kubectl("get", "-n", namespace, "imagebuild", name, "-o", "json").stdout
+    )
+    return result
+
+
+def wait_finished(kube: Kube, op: Operator, namespace: str, name: str) -> dict[str, Any]:
+    def check() -> dict[str, Any] | None:
+        obj = get_build(kube, namespace, name)
+        return obj if (obj.get("status") or {}).get("phase") in TERMINAL else None
+
+    try:
+        result: dict[str, Any] = op.wait_for(f"{name} to finish", check)
+    except AssertionError as exc:
+        status = get_build(kube, namespace, name).get("status")
+        raise AssertionError(f"status: {json.dumps(status, indent=1)[-4000:]}\n{exc}") from None
+    return result
+
+
+def owned(sandbox: SandboxHandle, build_id: str) -> list[dict[str, Any]]:
+    return [r for r in sandbox.inventory() if (r.get("tags") or {}).get("kaib.dev/build-id") == build_id]
+
+
+def creates_per_resource(sandbox: SandboxHandle, build_id: str) -> Counter[str]:
+    """PUTs answered 201 (created) per resource path, for this build's names."""
+    created: Counter[str] = Counter()
+    for rec in sandbox.requests(limit=20000):
+        if rec.get("method") == "PUT" and rec.get("status") == 201 and build_id in str(rec.get("path")):
+            created[str(rec["path"]).split("?")[0].lower()] += 1
+    return created
+
+
+def vhd_template(sandbox: SandboxHandle, name: str, **target: Any) -> dict[str, Any]:
+    spec = {
+        "source": {"type": "PlatformImage", **UBUNTU},
+        "customize": [{"type": "Shell", "name": "hello", "inline": ["echo hello"]}],
+        "distribute": [{"type": "VHD", "runOutputName": "vhd", **target}],
+        "vmProfile": {"vmSize": "Standard_B2s"},
+        "azure": {"subscriptionId": sandbox.subscription_id, "location": LOC},
+    }
+    return {"apiVersion": API, "kind": "ImageTemplate", "metadata": {"name": name}, "spec": spec}
+
+
+def image_build(name: str, template_name: str) -> dict[str, Any]:
+    spec = {"templateRef": {"name": template_name}}
+    return {"apiVersion": API, "kind": "ImageBuild", "metadata": {"name": name}, "spec": spec}
 
 
 @pytest.fixture(scope="module")
@@ -146,12 +255,6 @@ def vhd_operator(
         yield op
     finally:
         op.stop()
-
-
-def _vhd_template(sandbox: SandboxHandle, name: str, **target: Any) -> dict[str, Any]:
-    tmpl = template(name, sandbox, f"/subscriptions/{sandbox.subscription_id}/resourceGroups/unused")
-    tmpl["spec"]["distribute"] = [{"type": "VHD", "runOutputName": "vhd", **target}]
-    return tmpl
 
 
 def _staging_account(sandbox: SandboxHandle, status: dict[str, Any]) -> tuple[str, str, str]:
@@ -199,9 +302,9 @@ def test_vhd_into_the_staging_storage_account(
     kube: Kube, sandbox: SandboxHandle, vhd_operator: Operator
 ) -> None:
     ns = kube.namespace(f"vhd-{uuid.uuid4().hex[:6]}")
-    tmpl = _vhd_template(sandbox, "vhd", artifactTags={"team": "images", "build-kind": "vhd"})
-    apply(kube, ns, tmpl, build("vhd-1", "vhd"))
-    done = wait_phase(kube, vhd_operator, ns, "vhd-1", {"Succeeded", "Failed", "Canceled"})
+    tmpl = vhd_template(sandbox, "vhd", artifactTags={"team": "images", "build-kind": "vhd"})
+    apply(kube, ns, tmpl, image_build("vhd-1", "vhd"))
+    done = wait_finished(kube, vhd_operator, ns, "vhd-1")
     status = done["status"]
     assert status["phase"] == "Succeeded", json.dumps(status, indent=1)
     (output,) = status["runOutputs"]
@@ -227,8 +330,8 @@ def test_vhd_into_a_users_container(kube: Kube, sandbox: SandboxHandle, vhd_oper
     service.create_container("images")
     uri = f"{endpoint.rstrip('/')}/images/golden/ubuntu.vhd"
     ns = kube.namespace(f"vhd-uri-{uuid.uuid4().hex[:6]}")
-    apply(kube, ns, _vhd_template(sandbox, "vhd-uri", uri=uri), build("vhd-uri-1", "vhd-uri"))
-    done = wait_phase(kube, vhd_operator, ns, "vhd-uri-1", {"Succeeded", "Failed", "Canceled"})
+    apply(kube, ns, vhd_template(sandbox, "vhd-uri", uri=uri), image_build("vhd-uri-1", "vhd-uri"))
+    done = wait_finished(kube, vhd_operator, ns, "vhd-uri-1")
     status = done["status"]
     assert status["phase"] == "Succeeded", json.dumps(status, indent=1)
     assert status["runOutputs"] == [
@@ -241,3 +344,68 @@ def test_vhd_into_a_users_container(kube: Kube, sandbox: SandboxHandle, vhd_oper
     )
     assert not staging.get_container_client("vhds").exists()  # nothing went to the staging account
     _assert_clean(sandbox, status)
+
+
+@pytest.fixture()
+def slow_grant(sandbox: SandboxHandle) -> Iterator[SandboxHandle]:
+    """Disk grants take ~3 real seconds: long enough to kill or cancel the build meanwhile."""
+    key = "Microsoft.Compute/disks:begingetaccess"
+    sandbox.set_latency(**{key: 1500})
+    yield sandbox
+    sandbox.set_latency(**{key: 5})
+
+
+def _granting(kube: Kube, op: Operator, namespace: str, name: str) -> dict[str, Any]:
+    """Wait until the build's status holds the saved grant operation (written, so a kill loses nothing)."""
+
+    def check() -> dict[str, Any] | None:
+        status = get_build(kube, namespace, name).get("status") or {}
+        ops = status.get("operations") or []
+        return status if any(o.get("action") == "beginGetAccess" for o in ops) else None
+
+    result: dict[str, Any] = op.wait_for(f"{name} granting disk access", check)
+    return result
+
+
+def test_operator_killed_while_the_disk_is_granted_resumes_the_same_grant(
+    kube: Kube, slow_grant: SandboxHandle, vhd_operator: Operator
+) -> None:
+    sandbox = slow_grant
+    ns = kube.namespace(f"vhd-kill-{uuid.uuid4().hex[:6]}")
+    apply(kube, ns, vhd_template(sandbox, "vhd-kill"), image_build("vhd-kill-1", "vhd-kill"))
+    _granting(kube, vhd_operator, ns, "vhd-kill-1")
+    vhd_operator.kill()
+    vhd_operator.start()
+    status = wait_finished(kube, vhd_operator, ns, "vhd-kill-1")["status"]
+    assert status["phase"] == "Succeeded", json.dumps(status, indent=1)
+    account, endpoint, key = _staging_account(sandbox, status)
+    service = BlobServiceClient(endpoint, credential={"account_name": account, "account_key": key})
+    _assert_disk_vhd(
+        service.get_blob_client("vhds", f"{status['buildId']}/vhd.vhd").download_blob().readall(), status
+    )
+    _assert_clean(sandbox, status)  # one grant: the restarted operator resumed the saved one
+
+
+def test_cancel_while_the_disk_is_granted_revokes_and_deletes_everything(
+    kube: Kube, slow_grant: SandboxHandle, vhd_operator: Operator
+) -> None:
+    sandbox = slow_grant
+    ns = kube.namespace(f"vhd-cancel-{uuid.uuid4().hex[:6]}")
+    apply(kube, ns, vhd_template(sandbox, "vhd-cancel"), image_build("vhd-cancel-1", "vhd-cancel"))
+    _granting(kube, vhd_operator, ns, "vhd-cancel-1")
+    kube.kubectl(
+        "patch", "-n", ns, "imagebuild", "vhd-cancel-1", "--type=merge", "-p", '{"spec": {"cancel": true}}'
+    )
+    status = wait_finished(kube, vhd_operator, ns, "vhd-cancel-1")["status"]
+    assert status["phase"] == "Canceled", json.dumps(status, indent=1)
+    assert owned(sandbox, status["buildId"]) == []  # the exported disk was revoked, then deleted
+    staging = status["stagingResourceGroup"].lower()
+    left = sorted(r["type"] for r in sandbox.inventory() if r["id"].lower().startswith(staging))
+    assert "Microsoft.Compute/disks" not in left, left
+    # The grant in flight finished before the disk could go; cleanup revoked it.
+    posts = [
+        r
+        for r in sandbox.requests(limit=20000)
+        if r.get("method") == "POST" and status["buildId"] in r["path"]
+    ]
+    assert any("endgetaccess" in r["path"].lower() and r["status"] == 202 for r in posts), posts

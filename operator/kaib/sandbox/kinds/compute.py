@@ -503,6 +503,15 @@ def _end_get_access(
 
 def _check_disk_delete(engine: Engine, disk: Resource) -> None:
     # Azure keeps an exported disk (a resource group delete hangs on it): revoke access first.
+    # A grant still running counts too: it would export a disk that no longer exists.
+    granting = any(
+        op.status == "InProgress" and op.resource_id.lower() == disk.id.lower()
+        for op in list(engine.ops.by_id.values())
+    )
+    if granting:
+        raise ArmError(
+            409, "Conflict", f"An operation is in progress on disk {disk.name}; retry when it has finished."
+        )
     if disk.state.get("export") is not None:
         raise ArmError(
             409,
