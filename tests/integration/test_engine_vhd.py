@@ -409,3 +409,21 @@ def test_cancel_while_the_disk_is_granted_revokes_and_deletes_everything(
         if r.get("method") == "POST" and status["buildId"] in r["path"]
     ]
     assert any("endgetaccess" in r["path"].lower() and r["status"] == 202 for r in posts), posts
+
+
+def test_a_missing_user_container_fails_clearly_and_leaves_nothing(
+    kube: Kube, sandbox: SandboxHandle, vhd_operator: Operator
+) -> None:
+    group = _group(sandbox, "vhd-nocontainer-")
+    _, endpoint, _ = _account(sandbox, group)
+    uri = f"{endpoint.rstrip('/')}/missing/ubuntu.vhd"
+    ns = kube.namespace(f"vhd-missing-{uuid.uuid4().hex[:6]}")
+    apply(
+        kube, ns, vhd_template(sandbox, "vhd-missing", uri=uri), image_build("vhd-missing-1", "vhd-missing")
+    )
+    status = wait_finished(kube, vhd_operator, ns, "vhd-missing-1")["status"]
+    assert status["phase"] == "Failed", json.dumps(status, indent=1)
+    assert "ContainerNotFound" in status["message"] and "create it" in status["message"]
+    distributed = next(c for c in status["conditions"] if c["type"] == "Distributed")
+    assert distributed["reason"] == "VhdDestinationNotFound"
+    assert owned(sandbox, status["buildId"]) == []  # the exported disk was revoked and deleted

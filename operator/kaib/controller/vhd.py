@@ -143,9 +143,11 @@ def _storage_problem(run: Run, exc: Exception, what: str) -> StepResult:
     """Blob errors answer XML with `error_code`, not ARM's JSON: say what to do about the usual ones."""
     code = str(getattr(exc, "error_code", "") or "")
     status = getattr(exc, "status_code", None)
-    if isinstance(exc, ResourceNotFoundError):
+    if code == "CannotVerifyCopySource":  # the disk's SAS no longer serves: ask for access again
+        return StepResult.wait(run.settings.error_requeue, f"{what}: {code} (retrying with a new SAS)")
+    if code == "ContainerNotFound":
         return StepResult.fail(
-            f"{what} failed: {code or 'NotFound'}: the container does not exist; create it, or leave "
+            f"{what} failed: {code}: the container does not exist; create it, or leave "
             "uri empty to use the staging storage account",
             reason="VhdDestinationNotFound",
         )
