@@ -16,6 +16,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from kaib.sandbox.kinds import registry
+from kaib.sandbox.operations import resource_tag
+
+SANDBOX_TYPES = registry()
+
 WRITE_METHODS = {"PUT", "PATCH", "DELETE", "POST"}
 READ_ACTIONS = {"listkeys"}  # POSTs ARM answers at once; counted as writes by ARM, but no operation
 
@@ -89,6 +94,7 @@ class Operation:
     seconds: float  # modelled duration
     polls: list[tuple[float, float]] = field(default_factory=list)  # (request start, answered at)
     url: str = ""
+    tag: str = ""  # resource_tag of its resource: the first group of its operation ids
 
     @property
     def end(self) -> float:
@@ -120,16 +126,21 @@ class Latency:
 
 
 def operations(records: list[dict[str, Any]], latency: Latency) -> list[Operation]:
-    """Every Azure operation in `records`, with its polls; plus the modelled container run."""
+    """Every Azure operation in `records`, with its polls; plus the modelled container run.
+
+    A poll belongs to the operation its URL names: the sandbox's operation ids begin with a tag of
+    the resource id (sandbox/operations.py `resource_tag`), and one resource has one operation
+    running at a time, so it is the latest operation on that resource started before the poll."""
     ops: list[Operation] = []
-    pending: list[Operation] = []  # writes answered 201/202 whose status URL has not been polled yet
+    pending: list[Operation] = []  # operations whose status URL has not been polled yet
     by_url: dict[str, Operation] = {}
     for rec in sorted(records, key=lambda r: float(r["at"])):
         k = kind(rec)
         if k == "write" and int(rec["status"]) in (200, 201, 202) and operation_name(rec) not in READ_ACTIONS:
             type_ = str(rec["type"]).lower()
             op = Operation(type_, operation_name(rec), str(rec["name"]), float(rec["at"]), 0.0)
-            if int(rec["status"]) in (201, 202):
+            op.tag = resource_tag(resource_path(rec))
+            if long_running(type_, op.op, int(rec["status"])):
                 op.seconds = latency.seconds(type_, op.op)
                 pending.append(op)
             ops.append(op)
@@ -137,20 +148,28 @@ def operations(records: list[dict[str, Any]], latency: Latency) -> list[Operatio
             url = str(rec["path"]).split("?")[0].lower()
             owner = by_url.get(url)
             if owner is None:
-                namespace = url.split("/providers/", 1)[1].split("/", 1)[0]
-                owner = next((o for o in pending if o.type.startswith(namespace)), None)
-                if owner is None:
+                tag = url.rstrip("/").rsplit("/", 1)[-1][:8]
+                mine = [o for o in pending if o.tag == tag and o.start <= start_of(rec)]
+                if not mine:
                     continue
+                owner = mine[-1]
                 pending.remove(owner)
                 owner.url = url
                 by_url[url] = owner
             owner.polls.append((start_of(rec), float(rec["at"])))
-    for op in pending:  # answered 201 but never polled: the sandbox did it at once (resource groups)
-        op.seconds = 0.0
     for op in list(ops):
         if op.type == "microsoft.containerinstance/containergroups" and op.op == "put":
             ops.append(Operation(op.type, "run", op.name, op.end, latency.seconds(op.type, "run")))
     return sorted(ops, key=lambda o: o.start)
+
+
+def long_running(type_: str, op: str, status: int) -> bool:
+    """Whether the sandbox answered a write by starting an operation (which lasts its modelled time):
+    every 202, and a PUT of a long-running type (201 created, 200 updated)."""
+    if status == 202:
+        return True
+    spec = SANDBOX_TYPES.get(type_)
+    return op == "put" and spec is not None and spec.lro and status in (200, 201)
 
 
 def retry_after(op: Operation, answered_at: float) -> float:

@@ -9,6 +9,7 @@ import asyncio
 import logging
 import time
 import uuid
+import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -50,7 +51,8 @@ class Operations:
     ) -> Operation:
         """Wait `seconds`, then `finish()` (its return value is the result); an ArmError fails it."""
         now = time.time()
-        op = Operation(str(uuid.uuid4()), namespace, location, resource_id, now, now + seconds)
+        op_id = f"{resource_tag(resource_id)}{str(uuid.uuid4())[8:]}"
+        op = Operation(op_id, namespace, location, resource_id, now, now + seconds)
 
         async def run() -> None:
             try:
@@ -166,6 +168,11 @@ class Operations:
                 e = o["error"]
                 op.error = ArmError(int(e.get("status", 500)), str(e.get("code")), str(e.get("message")))
             self.by_id[op.id] = op
+
+
+def resource_tag(resource_id: str) -> str:
+    """An operation id's first group: 8 hex digits of its resource id (case-insensitive, as ARM ids)."""
+    return f"{zlib.crc32(resource_id.rstrip('/').lower().encode()):08x}"
 
 
 async def _quietly(start: Callable[[], Awaitable[None]]) -> None:
