@@ -33,8 +33,8 @@ Topology = Literal["NoVNet", "SubnetOnly", "SubnetAndACI"]
 
 # Condition types the controller sets; the schema accepts any type name (kstatus adds none of its own).
 TEMPLATE_CONDITIONS = ("Ready", "Reconciling", "Stalled")
-BUILD_CONDITIONS = (
-    *TEMPLATE_CONDITIONS,
+# The step conditions of an ImageBuild, in the order the build sets them.
+STEP_CONDITIONS = (
     "StagingReady",
     "NetworkReady",
     "BuildVMReady",
@@ -44,13 +44,16 @@ BUILD_CONDITIONS = (
     "Distributed",
     "CleanedUp",
 )
+BUILD_CONDITIONS = (*TEMPLATE_CONDITIONS, *STEP_CONDITIONS)
+
+ConditionStatus = Literal["True", "False", "Unknown"]
 
 
 class Condition(ApiModel):
     """A standard Kubernetes condition (metav1.Condition)."""
 
     type: str
-    status: Literal["True", "False", "Unknown"]
+    status: ConditionStatus
     reason: str | None = None
     message: str | None = None
     lastTransitionTime: Time | None = None

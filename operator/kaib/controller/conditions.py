@@ -10,19 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-TRUE, FALSE, UNKNOWN = "True", "False", "Unknown"
+from kaib.api.status import Condition, ConditionStatus
 
-# The step conditions of an ImageBuild, in the order the build sets them.
-STEP_CONDITIONS = (
-    "StagingReady",
-    "NetworkReady",
-    "BuildVMReady",
-    "BuilderReady",
-    "Customized",
-    "Validated",
-    "Distributed",
-    "CleanedUp",
-)
+TRUE: ConditionStatus = "True"
+FALSE: ConditionStatus = "False"
+UNKNOWN: ConditionStatus = "Unknown"
 
 
 def set_condition(
@@ -34,20 +26,32 @@ def set_condition(
     generation: int | None,
     now: str,
 ) -> list[dict[str, Any]]:
-    """A new list with `type_` set; order kept, lastTransitionTime kept when the status is unchanged."""
+    """A new list with `type_` set; order kept, lastTransitionTime kept when the status is unchanged.
+    Each condition is written in the API's shape (kaib.api.status.Condition): a bad status raises."""
     out = [dict(c) for c in conditions or []]
-    new: dict[str, Any] = {"type": type_, "status": status, "reason": reason, "message": message}
-    if generation is not None:
-        new["observedGeneration"] = generation
     for i, old in enumerate(out):
         if old.get("type") == type_:
-            new["lastTransitionTime"] = old.get("lastTransitionTime") if old.get("status") == status else now
-            new["lastTransitionTime"] = new["lastTransitionTime"] or now
-            out[i] = new
+            since = old.get("lastTransitionTime") if old.get("status") == status else None
+            out[i] = _condition(type_, status, reason, message, generation, since or now)
             return out
-    new["lastTransitionTime"] = now
-    out.append(new)
+    out.append(_condition(type_, status, reason, message, generation, now))
     return out
+
+
+def _condition(
+    type_: str, status: str, reason: str, message: str, generation: int | None, since: str
+) -> dict[str, Any]:
+    condition = Condition.model_validate(
+        {
+            "type": type_,
+            "status": status,
+            "reason": reason,
+            "message": message,
+            "observedGeneration": generation,
+            "lastTransitionTime": since,
+        }
+    )
+    return condition.model_dump(exclude_none=True)
 
 
 def get_condition(conditions: Sequence[Mapping[str, Any]] | None, type_: str) -> Mapping[str, Any] | None:
