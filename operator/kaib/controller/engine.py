@@ -208,7 +208,9 @@ async def _work(run: Run) -> Advance:
             return Advance(status.data, max(result.requeue, 0.05), tuple(run.events))
         if result.state == "failed":
             _fail(run, name, result.message, result.reason or "Failed")
-            continue
+            # Save the failure before cleanup deletes anything: a lost write (a crash, an apiserver
+            # outage) would otherwise resume the step against half-deleted resources and report that.
+            return Advance(status.data, 0.0, tuple(run.events))
         if status.step_state(name) == "Running":  # the builder steps may have settled it already
             status.set_step(name, "Done", "Succeeded", f"{name} done")
             _after_done(run, name)
