@@ -521,14 +521,14 @@ def test_validation_failure_with_continue_distribute_is_partially_succeeded(
         "phases": [
             {
                 "name": "customize",
-                "start": "2026-01-01T00:00:00Z",
-                "end": "2026-01-01T00:00:01Z",
+                "startTime": "2026-01-01T00:00:00Z",
+                "endTime": "2026-01-01T00:00:01Z",
                 "exitCode": 0,
             },
             {
                 "name": "validate",
-                "start": "2026-01-01T00:00:01Z",
-                "end": "2026-01-01T00:00:02Z",
+                "startTime": "2026-01-01T00:00:01Z",
+                "endTime": "2026-01-01T00:00:02Z",
                 "exitCode": 1,
             },
         ],

@@ -172,8 +172,8 @@ def test_result_parsing() -> None:
             "status": "Failed",
             "message": "v",
             "phases": [
-                {"name": "customize", "end": T0, "exitCode": 0},
-                {"name": "validation", "end": T1, "exitCode": 1},
+                {"name": "customize", "endTime": T0, "exitCode": 0},
+                {"name": "validation", "endTime": T1, "exitCode": 1},
             ],
         },
         1,
@@ -183,5 +183,5 @@ def test_result_parsing() -> None:
         and validation.validation_failed
         and validation.customization_done
     )
-    running = parse_result({"phases": [{"name": "customize", "end": T0, "exitCode": 0}]}, None)
+    running = parse_result({"phases": [{"name": "customize", "endTime": T0, "exitCode": 0}]}, None)
     assert running.customization_done and running.status == ""

@@ -86,8 +86,8 @@ def main(args: argparse.Namespace | None = None) -> int:
 class Agent:
     def __init__(self, config: AgentConfig, store: Store, build: RenderedBuild, redact: Redactor) -> None:
         self.config, self.store, self.build, self.redact = config, store, build, redact
-        self.result = BuildResult(config.build_id)
-        self.result.phases = [PhaseResult(p.name, p.log) for p in build.phases]
+        self.result = BuildResult(build_id=config.build_id, status="Running")
+        self.result.phases = [PhaseResult(name=p.name, log=p.log) for p in build.phases]
         self.terminated = False
         self._process: PackerProcess | None = None
 

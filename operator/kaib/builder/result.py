@@ -1,4 +1,6 @@
-"""result.json: what the operator reads to move the build along (beside the logs).
+"""result.json: what the builder agent writes beside the logs and the operator reads to move the build
+along. One model for both sides (the agent writes `BuildResult.dumps()`, the engine reads
+`BuildResult.read()`), so the two can never disagree on a key.
 
 {
   "buildId": "...", "status": "Running" | "Succeeded" | "Failed",
@@ -10,14 +12,18 @@
               "failedStep": {"index": 2, "type": "Shell", "name": "..."} | null,
               "message": "..."}]
 }
+
+Reading is lenient where writing is exact: every field has a default and unknown keys (the sandbox
+adds "modelled") are ignored, because a result written by an older agent, or half of one, must still
+say what it can.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.alias_generators import to_camel
 
 from kaib.packer.model import Step
 
@@ -26,57 +32,62 @@ def now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-@dataclass
-class PhaseResult:
+class ResultModel(BaseModel):
+    """Python names in code, camelCase in the JSON."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+
+class FailedStep(ResultModel):
+    index: int
+    type: str
+    name: str = ""
+
+    @classmethod
+    def of(cls, step: Step | None) -> FailedStep | None:
+        return None if step is None else cls(index=step.index, type=step.type, name=step.name)
+
+
+class PhaseResult(ResultModel):
     name: str
-    log: str
-    status: str = "Pending"
+    log: str = ""
+    status: str = "Pending"  # Pending | Running | Succeeded | Failed | Skipped
     start_time: str | None = None
     end_time: str | None = None
     exit_code: int | None = None
-    failed_step: Step | None = None
+    failed_step: FailedStep | None = None
     message: str = ""
 
-    def to_json(self) -> dict[str, Any]:
-        step = self.failed_step
-        return {
-            "name": self.name,
-            "log": self.log,
-            "status": self.status,
-            "startTime": self.start_time,
-            "endTime": self.end_time,
-            "exitCode": self.exit_code,
-            "failedStep": None
-            if step is None
-            else {"index": step.index, "type": step.type, "name": step.name},
-            "message": self.message,
-        }
+    @property
+    def is_validation(self) -> bool:
+        return self.name.lower().startswith("valid")
+
+    @property
+    def exit_failed(self) -> bool:
+        """Packer exited non-zero (a phase failed before Packer ran has no exit code)."""
+        return self.exit_code not in (0, None)
 
 
-@dataclass
-class BuildResult:
-    build_id: str
-    start_time: str = field(default_factory=now)
-    status: str = "Running"
+class BuildResult(ResultModel):
+    build_id: str = ""
+    status: str = ""  # Running | Succeeded | Failed; "" only in a result that does not say
+    start_time: str = Field(default_factory=now)
     end_time: str | None = None
     message: str = ""
     image_ready: bool = False
-    phases: list[PhaseResult] = field(default_factory=list)
+    phases: list[PhaseResult] = Field(default_factory=list)
 
     @property
     def failed(self) -> bool:
         return any(p.status == "Failed" for p in self.phases)
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "buildId": self.build_id,
-            "status": self.status,
-            "startTime": self.start_time,
-            "endTime": self.end_time,
-            "message": self.message,
-            "imageReady": self.image_ready,
-            "phases": [p.to_json() for p in self.phases],
-        }
-
     def dumps(self) -> bytes:
-        return (json.dumps(self.to_json(), indent=2, ensure_ascii=False) + "\n").encode()
+        return (self.model_dump_json(by_alias=True, indent=2) + "\n").encode()
+
+    @classmethod
+    def read(cls, data: object) -> BuildResult | None:
+        """The result in `data` (result.json, parsed), or None when it is not a result at all."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError:
+            return None

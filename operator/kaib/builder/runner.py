@@ -16,7 +16,7 @@ from typing import IO
 
 from kaib.builder.downloads import DownloadError, fetch
 from kaib.builder.logstream import LogStream
-from kaib.builder.result import PhaseResult, now
+from kaib.builder.result import FailedStep, PhaseResult, now
 from kaib.packer.model import STEP_MARKER, Phase
 
 MARKER = re.compile(rf'note "{STEP_MARKER} (\d+)"')
@@ -109,7 +109,7 @@ def run_phase(phase: Phase, ctx: PhaseContext, log: LogStream, result: PhaseResu
             return
         result.status = "Failed"
         step = phase.step(outcome.last_step) if outcome.last_step is not None else None
-        result.failed_step = step
+        result.failed_step = FailedStep.of(step)
         error = ctx.redact(outcome.error) or f"packer exited with status {outcome.exit_code}"
         if step is not None:
             result.message = f"{phase.name} {step.describe()} failed: {error}"
@@ -150,7 +150,7 @@ def _prepare(phase: Phase, ctx: PhaseContext, log: LogStream, result: PhaseResul
                 log=lambda msg: log.kaib(ctx.redact(msg)),
             )
         except DownloadError as e:
-            result.status, result.failed_step = "Failed", step
+            result.status, result.failed_step = "Failed", FailedStep.of(step)
             result.message = (
                 f"{phase.name} {what}: downloading {ctx.redact(d.url)} failed: {ctx.redact(str(e))}"
             )

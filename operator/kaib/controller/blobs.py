@@ -19,6 +19,7 @@ from azure.storage.blob.aio import ContainerClient
 from kaib.azure.arm import to_rest
 from kaib.azure.clients import ServiceClients
 from kaib.azure.storage import LOGS_CONTAINER
+from kaib.builder import result as builder_result
 
 
 @dataclass(frozen=True)
@@ -99,8 +100,10 @@ class BuildResult:
     customization_done: bool
 
 
-def parse_result(result: dict[str, Any] | None, exit_code: int | None) -> BuildResult:
-    if not result:
+def parse_result(data: dict[str, Any] | None, exit_code: int | None) -> BuildResult:
+    """What result.json (kaib.builder.result, as the agent writes it) and the builder's exit code say."""
+    result = builder_result.BuildResult.read(data) if data else None
+    if result is None:
         ok = exit_code == 0
         return BuildResult(
             "Succeeded" if ok else ("Failed" if exit_code is not None else ""),
@@ -109,25 +112,19 @@ def parse_result(result: dict[str, Any] | None, exit_code: int | None) -> BuildR
             False,
             ok,
         )
-    phases = result.get("phases") or []
     failed_phase = ""
     customization_done = False
     validation_failed = False
-    for phase in phases if isinstance(phases, list) else []:
-        name = str(phase.get("name", "")).lower()
-        kind = "validate" if name.startswith("valid") else "customize"
-        code = phase.get("exitCode", phase.get("exitStatus"))
-        ended = bool(phase.get("end"))
-        if kind == "customize" and ended and code in (0, None):
+    for phase in result.phases:
+        kind = "validate" if phase.is_validation else "customize"
+        if kind == "customize" and phase.end_time and not phase.exit_failed:
             customization_done = True
-        if code not in (0, None):
+        if phase.exit_failed:
             failed_phase = failed_phase or kind
             validation_failed = validation_failed or kind == "validate"
-    status = str(result.get("status") or "")
+    status = result.status
     if not status and exit_code is not None:
         status = "Succeeded" if exit_code == 0 else "Failed"
     if status == "Failed" and not failed_phase:
         failed_phase = "customize"
-    return BuildResult(
-        status, failed_phase, str(result.get("message") or ""), validation_failed, customization_done
-    )
+    return BuildResult(status, failed_phase, result.message, validation_failed, customization_done)
