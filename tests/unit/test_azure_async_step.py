@@ -344,13 +344,21 @@ def test_a_throttled_poll_keeps_the_operation_and_waits() -> None:
             raise BadStatus("Invalid return status 429 for 'GET' operation")
 
     ops = FakeOps()
-    ops.put_op = ThrottledPoll(finishes=False, token="tok-7")
+    ops.put_op = ThrottledPoll(finishes=False, token="tok-7", retry_after=None)
     saved = SavedOperation(VNET.id, "PUT", "tok-7", "2026-01-01T00:00:00Z")
     outcome = run(reconcile(ops, VNET, saved, FAST))
     assert outcome.state == "waiting", outcome
     assert outcome.operation is not None and outcome.operation.token == "tok-7"
     assert outcome.requeue_after == FAST.error_requeue
     assert outcome.failure is not None and outcome.failure.retryable
+    assert outcome.failure.code == "TooManyRequests" and outcome.failure.status == 429
+
+    # The refused answer's Retry-After (kept by the poller: BadStatus has no response) paces the retry.
+    ops.put_op = ThrottledPoll(finishes=False, token="tok-7", retry_after=1.5)
+    outcome = run(reconcile(ops, VNET, saved, FAST))
+    assert outcome.state == "waiting" and outcome.requeue_after is not None
+    assert 1.4 < outcome.requeue_after <= 1.5
+    assert outcome.operation is not None and outcome.operation.retry_after is not None
 
     class ForgottenPoll(FakeOperation):
         async def update(self) -> None:
@@ -359,3 +367,44 @@ def test_a_throttled_poll_keeps_the_operation_and_waits() -> None:
     ops = FakeOps(existing=created())
     ops.put_op = ForgottenPoll(finishes=False)
     assert run(reconcile(ops, VNET, saved, FAST)).state == "done"  # dropped, then GET: it exists
+
+
+def test_a_refused_final_get_keeps_the_operation() -> None:
+    from azure.core.polling.base_polling import BadStatus
+
+    refused = http_error(429, "TooManyRequests", headers={"Retry-After": "2"})
+    refused.__cause__ = BadStatus("Invalid return status 429 for 'GET' operation")
+    ops = FakeOps()
+    ops.put_op = FakeOperation(error=refused, token="tok-3")
+    saved = SavedOperation(VNET.id, "PUT", "tok-3", "2026-01-01T00:00:00Z")
+    outcome = run(reconcile(ops, VNET, saved, FAST))
+    assert outcome.state == "waiting", outcome
+    assert outcome.operation is not None and outcome.operation.token == "tok-3"
+    assert outcome.requeue_after is not None and 1.9 < outcome.requeue_after <= 2.0
+
+    # An operation that itself failed with a retryable code is dropped: resuming it would fail again.
+    ops.put_op = FakeOperation(error=http_error(500, "InternalServerError"), token="tok-3")
+    outcome = run(reconcile(ops, VNET, saved, FAST))
+    assert outcome.state == "waiting" and outcome.operation is None
+
+
+def test_a_retry_after_shorter_than_the_wait_is_slept_then_polled_never_before() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    when = datetime.now(UTC) + timedelta(seconds=0.03)
+    saved = SavedOperation(
+        VNET.id, "PUT", "tok-1", "2026-01-01T00:00:00Z",
+        retry_after=when.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+    )  # fmt: skip
+    polled_at: list[datetime] = []
+
+    class Stamped(FakeOperation):
+        async def update(self) -> None:
+            polled_at.append(datetime.now(UTC))
+            await super().update()
+
+    ops = FakeOps()
+    ops.put_op = Stamped(created())
+    outcome = run(reconcile(ops, VNET, saved, StepSettings(wait=1.0, requeue=3.0, error_requeue=7.0)))
+    assert outcome.state == "done"
+    assert len(polled_at) == 1 and polled_at[0] >= when.replace(microsecond=when.microsecond // 1000 * 1000)

@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.core.polling.base_polling import BadStatus
 
 from kaib.azure.arm import Operation, ResourceOps, to_rest
 from kaib.azure.errors import AzureFailure, classify
@@ -108,7 +109,20 @@ def _too_early(saved: SavedOperation | None) -> float | None:
     except ValueError:
         return None
     left = (when - datetime.now(UTC)).total_seconds()
-    return left if left > 0.01 else None
+    return left if left > 0 else None
+
+
+async def _not_yet(saved: SavedOperation, settings: StepSettings) -> Outcome | None:
+    """Waiting when a saved operation's Retry-After has not passed (the wave woke for another
+    resource, or the requeue came a moment early); a wait shorter than `settings.wait` is slept
+    here, as a requeue would cost a round. None: it may be polled now."""
+    wait = _too_early(saved)
+    if wait is None:
+        return None
+    if wait > settings.wait:
+        return Outcome("waiting", operation=saved, requeue_after=wait)
+    await asyncio.sleep(wait)
+    return None
 
 
 async def reconcile(
@@ -116,9 +130,8 @@ async def reconcile(
 ) -> Outcome:
     """Bring one resource to its spec without blocking: resume, or GET + PUT."""
     if saved is not None and saved.method == "PUT" and saved.token:
-        wait = _too_early(saved)  # woken for another resource of the wave: Azure asked us to wait
-        if wait is not None:
-            return Outcome("waiting", operation=saved, requeue_after=wait)
+        if (early := await _not_yet(saved, settings)) is not None:
+            return early
         resumed = await _resume(ops.begin_put(spec, None, saved.token), spec, "PUT", saved, settings)
         if resumed is not None:
             return resumed
@@ -149,9 +162,8 @@ async def delete(
 ) -> Outcome:
     """Delete one resource without blocking; a missing resource is deleted."""
     if saved is not None and saved.method == "DELETE" and saved.token:
-        wait = _too_early(saved)
-        if wait is not None:
-            return Outcome("waiting", operation=saved, requeue_after=wait)
+        if (early := await _not_yet(saved, settings)) is not None:
+            return early
         resumed = await _resume(ops.begin_delete(spec, saved.token), spec, "DELETE", saved, settings)
         if resumed is not None:
             return resumed
@@ -224,6 +236,8 @@ async def _follow(
             return Outcome("done")
         return _failed_or_retry(exc, settings)
     except Exception as exc:
+        if isinstance(exc.__cause__, BadStatus):  # the final GET was refused (429, 5xx), not the operation
+            return _poll_failed(exc, operation, spec, method, started_at, action_name, settings)
         return _failed_or_retry(exc, settings)
     if method != "PUT":
         return Outcome("done")
@@ -249,17 +263,34 @@ async def _poll(
             if resumed:
                 return Outcome("failed", failure=AzureFailure(404, "NotFound", str(exc), False))
             return Outcome("waiting", requeue_after=settings.requeue)  # look the resource up again
-        failure = classify(exc)
-        failure = AzureFailure(
-            failure.status or status, failure.code, failure.message, True, failure.retry_after
-        )
-        outcome = _waiting(
-            operation, spec, method, started_at, action_name, failure.retry_after or settings.error_requeue
-        )
-        return Outcome(
-            "waiting", operation=outcome.operation, requeue_after=outcome.requeue_after, failure=failure
-        )
+        return _poll_failed(exc, operation, spec, method, started_at, action_name, settings, status)
     return None
+
+
+def _poll_failed(
+    exc: BaseException,
+    operation: Operation,
+    spec: ResourceSpec,
+    method: str,
+    started_at: str,
+    action_name: str,
+    settings: StepSettings,
+    status: int | None = None,
+) -> Outcome:
+    """Keep the token and come back after the refused answer's Retry-After (else error_requeue)."""
+    failure = classify(exc)
+    # azure-core's BadStatus carries no response, but the poller kept it: its Retry-After (a 429's).
+    retry_after = failure.retry_after or operation.retry_after()
+    code = failure.code
+    if code == "BadStatus":
+        code = "TooManyRequests" if status == 429 else f"HTTP{status}"
+    failure = AzureFailure(failure.status or status, code, failure.message, True, retry_after)
+    outcome = _waiting(
+        operation, spec, method, started_at, action_name, retry_after or settings.error_requeue
+    )
+    return Outcome(
+        "waiting", operation=outcome.operation, requeue_after=outcome.requeue_after, failure=failure
+    )
 
 
 def _poll_status(exc: BaseException) -> int | None:
@@ -303,6 +334,8 @@ async def action(
     an action has no GET of its own, so its effect is read from the resource (e.g. the instance view).
     """
     if saved is not None and saved.method == "POST" and saved.action == name and saved.token:
+        if (early := await _not_yet(saved, settings)) is not None:
+            return early
         try:
             operation = await begin(saved.token)
         except Exception as exc:
