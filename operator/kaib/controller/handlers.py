@@ -167,6 +167,7 @@ async def _reconcile_build(state: Memo, namespace: str, name: str) -> float | No
     if build is None or build["metadata"].get("deletionTimestamp"):
         return None
     result = await build_engine.advance(state.engine, build)
+    decided = time.monotonic()  # the requeue counts from here: writing the status is part of the wait
     before = build.get("status") or {}
     if result.status != before:
         await state.engine.kube.patch_status(BUILDS, namespace, name, result.status)
@@ -177,7 +178,9 @@ async def _reconcile_build(state: Memo, namespace: str, name: str) -> float | No
             await templates.record_last_build(state.engine.kube, build, result.status)
         _record_metrics(before, result.status)
     _emit(build, result.events)
-    return result.requeue
+    if result.requeue is None:
+        return None
+    return max(0.0, result.requeue - (time.monotonic() - decided))
 
 
 def _seconds(start: Any, end: Any) -> float | None:
