@@ -1,7 +1,7 @@
 """Benchmark: the full chaos run (the CI test tests/integration/test_chaos.py runs a reduced set).
 
 1. Baseline: one build of every kind (topology x distribution type x outcome), no faults: the outcome
-   each kind must reach under chaos.
+   (phase, message without the run's names, run outputs) each kind must reach under chaos.
 2. Kills: SEEDS runs of BUILDS concurrent builds of kinds drawn by the seed; the operator is SIGKILLed
    at a random moment (0..2.5 s after the restarted operator first calls ARM) up to KILLS_PER_SEED
    times per run, while the sandbox answers about `fault_rate` (drawn by the seed, 5 to 20 percent)
@@ -10,7 +10,7 @@
 Pass, per run: every build reaches its baseline outcome, no resource is created twice (PUT 201 per id
 in the sandbox's request log), nothing leaked (only staging groups, their storage accounts and the
 run outputs are new in the inventory). Results: bench/results/chaos.json (`--out` elsewhere).
-Usage: bench/run chaos [--seeds N] [--kills-per-seed N]
+Usage: bench/run chaos [--seeds 6] [--kills-per-seed 11] [--builds 3]
 """
 
 from __future__ import annotations
@@ -30,10 +30,18 @@ from typing import Any
 sys.path.pop(0)
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.harness import code_version, load_average
 from bench.sandbox import machine
 from tests.fixtures.controlplane import Kube
 from tests.fixtures.sandbox import start_sandbox, stop_sandbox
-from tests.integration.test_chaos import KINDS, Bed, Chaos, run_chaos, run_with_restartable_sandbox
+from tests.integration.test_chaos import (
+    KINDS,
+    Bed,
+    Chaos,
+    expectations,
+    run_chaos,
+    run_with_restartable_sandbox,
+)
 
 from kaib.devenv.controlplane import ControlPlane
 
@@ -50,7 +58,7 @@ def row(stage: str, report: dict[str, Any]) -> dict[str, Any]:
         f"faulted={report['faultedShare']} {report['seconds']} s {wrong or ''}",
         flush=True,
     )
-    return {"stage": stage, **report}
+    return {"stage": stage, **report, "loadAverage": load_average()}
 
 
 def save(rows: list[dict[str, Any]], out: Path) -> bool:
@@ -82,6 +90,7 @@ def save(rows: list[dict[str, Any]], out: Path) -> bool:
                 "duplicates": len(r["duplicates"]),
                 "leaked": len(r["leaked"]),
                 "seconds": r["seconds"],
+                "loadAverage": r["loadAverage"],
                 "passed": r["passed"],
             }
             for r in rows
@@ -95,7 +104,8 @@ def save(rows: list[dict[str, Any]], out: Path) -> bool:
     )
     result = {
         "name": "chaos",
-        "machine": machine(),
+        "machine": {**machine(), "load_average": load_average()},
+        "code": code_version(),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "figures": figures,
         "targets": TARGETS,
@@ -109,7 +119,7 @@ def save(rows: list[dict[str, Any]], out: Path) -> bool:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--seeds", type=int, default=6)  # about 9.5 kills a seed: 50 and more
     parser.add_argument("--kills-per-seed", type=int, default=11)
     parser.add_argument("--builds", type=int, default=3)
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -130,17 +140,21 @@ def main() -> int:
         os.environ.update(sandbox.env)
         try:
             bed = Bed(sandbox).prepare()
-            add("baseline", run_chaos(kube, bed, Chaos(seed=0, kills=False, kinds=KINDS), workdir))
+            add("baseline", run_chaos(kube, bed, Chaos(seed=0, kills=False, kinds=KINDS), workdir, None))
+            if not rows[0]["passed"]:
+                return 1  # no outcome to hold the chaos runs to
+            expected = expectations(rows[0])
             for seed in (101, 102):
                 chaos = Chaos(seed=seed, builds=2, kills=False, disruption="apiserver-restart")
-                add("apiserver-restart", run_chaos(kube, bed, chaos, workdir))
+                add("apiserver-restart", run_chaos(kube, bed, chaos, workdir, expected))
             for seed in (201, 202):
                 chaos = Chaos(seed=seed, builds=2, kills=False, disruption="sandbox-restart")
-                add("sandbox-restart", run_with_restartable_sandbox(kube, chaos, workdir / str(seed)))
+                report = run_with_restartable_sandbox(kube, chaos, workdir / str(seed), expected)
+                add("sandbox-restart", report)
             for seed in range(1, args.seeds + 1):
                 rate = round(random.Random(seed).uniform(0.05, 0.20), 3)
                 chaos = Chaos(seed=seed, builds=args.builds, fault_rate=rate, max_kills=args.kills_per_seed)
-                add("kills+faults", run_chaos(kube, bed, chaos, workdir))
+                add("kills+faults", run_chaos(kube, bed, chaos, workdir, expected))
         finally:
             stop_sandbox(sandbox)
     finally:
