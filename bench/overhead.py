@@ -23,6 +23,37 @@ SCALE = 0.05  # a NoVNet build takes ~25 s, a SubnetOnly one ~30 s
 FACTOR, SLACK_S = 1.05, 2.0
 
 
+def in_parallel(ops: list[armlog.Operation]) -> list[list[str]]:
+    """Groups of operations that ran at the same time (overlapping modelled intervals), in order."""
+    groups: list[list[armlog.Operation]] = []
+    for op in sorted((o for o in ops if o.seconds > 0), key=lambda o: o.start):
+        if groups and op.start < max(o.end for o in groups[-1]):
+            groups[-1].append(op)
+        else:
+            groups.append([op])
+    return [[o.label for o in g] for g in groups if len(g) > 1]
+
+
+def seen_done(op: armlog.Operation, records: list[dict[str, Any]]) -> float | None:
+    """When the engine first learnt `op` had ended: its first poll sent after the end; for an operation
+    it does not poll (the builder's run, a VM deallocate read from the instance view), the first read
+    of its resource sent after the end."""
+    if op.polls:
+        return next((answered for sent, answered in op.polls if sent >= op.end - 0.001), None)
+    target = f"/{op.name.lower()}"
+    return next(
+        (
+            float(r["at"])
+            for r in sorted(records, key=lambda r: float(r["at"]))
+            if armlog.kind(r) == "read"
+            and armlog.start_of(r) >= op.end - 0.001
+            and target in str(r["path"]).split("?")[0].lower()
+            and str(r["type"]).lower() == op.type
+        ),
+        None,
+    )
+
+
 def analyse(b: harness.SingleBuild, latency: armlog.Latency) -> dict[str, Any]:
     ops = armlog.operations(b.records, latency)
     path_s, chain, unknown = armlog.critical_path(ops)
@@ -30,7 +61,7 @@ def analyse(b: harness.SingleBuild, latency: armlog.Latency) -> dict[str, Any]:
     late = []  # how long after its modelled end each operation's completion was first seen
     late_ops = {}
     for op in ops:
-        seen = next((answered for sent, answered in op.polls if sent >= op.end - 0.001), None)
+        seen = seen_done(op, b.records)
         if seen is not None and op.seconds > 0:
             late.append(round(seen - op.end, 3))
             if seen - op.end > 0.5:
@@ -45,6 +76,7 @@ def analyse(b: harness.SingleBuild, latency: armlog.Latency) -> dict[str, Any]:
         "overhead_s": round(b.wall_s - path_s, 2),
         "critical_path": [f"{o.label} ({o.seconds:.2f} s)" for o in chain],
         "operations": len(ops),
+        "ran_in_parallel": in_parallel(ops),
         "unstaged_operations": [o.label for o in unknown],
         "completion_seen_after_modelled_end_s": {
             "max": max(late, default=0.0),
@@ -111,7 +143,9 @@ def main() -> int:
         "wall: from applying the ImageBuild to seeing it final (kubectl every 0.2 s); the critical path is "
         "the sum of the longest modelled operation per planner stage (bench/armlog.py STAGES).",
         "completion_seen_after_modelled_end_s: how long after an operation's modelled end the engine's "
-        "first poll at or after that end came (the time the engine lost noticing completions).",
+        "first poll at or after that end was answered, or for an operation it does not poll (the builder's "
+        "run, the VM deallocate) its first read of the resource (the time lost noticing completions).",
+        "ran_in_parallel: groups of operations whose modelled intervals overlapped.",
     ]
     for b, a in zip(builds, analyses, strict=True):
         lost = a["completion_seen_after_modelled_end_s"]

@@ -110,3 +110,23 @@ def test_sandbox_operation_ids_carry_the_resource_tag() -> None:
     started = asyncio.run(start())
     assert started.startswith(resource_tag(VM.upper()))
     assert len(started) == 36 and started.count("-") == 4  # still GUID-shaped
+
+
+def test_throttling_counts_429s_in_a_row_per_request() -> None:
+    import throttling
+
+    url = f"{RG}/providers/Microsoft.Network/virtualNetworks/v"
+    records = [
+        rec(1.0, "GET", url, 429),
+        rec(1.1, "GET", POLL + "x", 429),
+        rec(2.0, "GET", url, 429),
+        rec(3.0, "GET", url, 200),
+        rec(3.1, "GET", POLL + "x", 200),
+        rec(4.0, "GET", url, 429),
+        rec(5.0, "GET", url, 200),
+    ]
+    found = throttling.retries(records)
+    assert found["requests_retried"] == 3
+    assert found["retries_in_a_row_max"] == 2
+    assert found["retried_most"] == "Microsoft.Network/virtualNetworks/v"
+    assert found["still_refused_at_the_end"] == 0
