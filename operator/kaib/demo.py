@@ -23,8 +23,10 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+from kaib import metrics
 from kaib.devenv import assets
 from kaib.devenv.layout import REPO, DevLayout
+from kaib.devenv.operator import OperatorProcess
 from kaib.devenv.supervisor import RUNTIMES, supervisor_argv
 
 TERMINAL = {"Succeeded", "PartiallySucceeded", "Failed", "Canceled"}
@@ -95,23 +97,14 @@ def environment(root: Path, runtime: str, latency_scale: float) -> Iterator[dict
 
 
 @contextmanager
-def operator(env: dict[str, str], log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with log_path.open("ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "kaib.cli", "run"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
+def operator(env: dict[str, str], log_path: Path) -> Iterator[OperatorProcess]:
+    """`kaib run` with the environment's settings (its metrics port too: 8080 unless set)."""
+    proc = OperatorProcess(log_path, env, metrics_port=metrics.port_from_env(env))
+    proc.start()
     try:
         yield proc
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        proc.stop(timeout=30)
 
 
 def kubectl(env: dict[str, str], *args: str, input: str | None = None) -> str:
@@ -213,7 +206,7 @@ def stream_logs(env: dict[str, str], namespace: str, name: str) -> subprocess.Po
 
 
 def follow(
-    env: dict[str, str], namespace: str, name: str, timeout: float, op: subprocess.Popen[bytes]
+    env: dict[str, str], namespace: str, name: str, timeout: float, op: OperatorProcess
 ) -> dict[str, Any]:
     """Print progress until the build ends; stream its logs as soon as it has some."""
     seen: set[str] = set()
@@ -221,8 +214,8 @@ def follow(
     logs: subprocess.Popen[str] | None = None
     try:
         while time.monotonic() < deadline:
-            if op.poll() is not None:
-                raise RuntimeError(f"the operator exited with status {op.returncode}")
+            if op.process is not None and op.process.poll() is not None:
+                raise RuntimeError(f"the operator exited with status {op.process.returncode}")
             obj = json.loads(kubectl(env, "-n", namespace, "get", "imagebuild", name, "-o", "json"))
             status: dict[str, Any] = obj.get("status") or {}
             for line in describe_progress(status, seen):
@@ -277,6 +270,6 @@ def main(args: argparse.Namespace) -> int:
         if not args.exit:
             say("the environment keeps running; Ctrl-C to stop and clean up")
             with suppress(KeyboardInterrupt):
-                while op.poll() is None:
+                while op.alive():
                     time.sleep(1)
         return 0 if phase == "Succeeded" else 1
