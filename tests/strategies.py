@@ -617,6 +617,10 @@ def template_specs(
     spec.update(optional)
     profile = draw(vm_profiles(topology, hostile))
     if profile is not None:
+        if spec.get("optimize", {}).get("vmBoot", {}).get("state") == "Enabled" and (
+            profile.get("osDiskSizeGB", 0) > 2048
+        ):
+            profile["osDiskSizeGB"] = draw(st.integers(0, 2048))  # vmBoot: no OS disk over 2 TB
         spec["vmProfile"] = profile
     return spec
 

@@ -14,6 +14,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Callable
@@ -112,6 +113,47 @@ class NamespacedOperator:
         out = self.kube.kubectl("get", "events", "-n", self.namespace, "-o", "json").stdout
         items = json.loads(out)["items"]
         return [e for e in items if e["involvedObject"]["name"] == name]
+
+
+class SubStates:
+    """Every subState a build showed through the API, from one watch (short-lived states included)."""
+
+    def __init__(self, kube: Kube, namespace: str, name: str) -> None:
+        from kubernetes import watch
+
+        self.kube, self.namespace, self.name = kube, namespace, name
+        self.seen: list[str] = []
+        self._watch = watch.Watch()
+        self._thread = threading.Thread(target=self._follow, daemon=True)
+
+    def __enter__(self) -> SubStates:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._watch.stop()  # seen at the next event; the thread is a daemon either way
+        self._thread.join(timeout=2)
+
+    def _follow(self) -> None:
+        from kubernetes import client
+
+        api = client.CustomObjectsApi(self.kube.api_client())
+        stream = self._watch.stream(
+            api.list_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            self.namespace,
+            "imagebuilds",
+            field_selector=f"metadata.name={self.name}",
+            timeout_seconds=1800,
+        )
+        try:
+            for event in stream:
+                sub = (event["object"].get("status") or {}).get("subState")
+                if sub and (not self.seen or self.seen[-1] != sub):
+                    self.seen.append(sub)
+        except Exception as exc:  # the control plane stopping ends the stream; `seen` says the rest
+            self.seen.append(f"(watch ended: {type(exc).__name__})")
 
 
 def apply(kube: Kube, namespace: str, *docs: dict[str, Any]) -> None:

@@ -1,5 +1,6 @@
 """The gauges of builds in flight, scraped from `kaib run` while one build runs: kaib_active_builds
-shows it Running and kaib_azure_lro_in_flight its saved operations, and both fall back to 0 after."""
+shows it Running and kaib_azure_lro_in_flight its saved operations, and both fall back to 0 after.
+The same build has optimize.vmBoot Enabled: its subStates include Optimizing, before Distributing."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fixtures.controlplane import Kube
 from tests.fixtures.sandbox import SandboxHandle
-from tests.integration.namespaced_operator import NamespacedOperator, apply, build, template
+from tests.integration.namespaced_operator import NamespacedOperator, SubStates, apply, build, template
 
 VM_PUT = "Microsoft.Compute/virtualMachines:put"
 VM_PUT_DEFAULT = 60.0  # the sandbox's modelled seconds, restored afterwards
@@ -31,8 +32,12 @@ def test_gauges_follow_a_build_and_return_to_zero(kube: Kube, sandbox: SandboxHa
     scale = float(sandbox.call("GET", "latency")["scale"])
     sandbox.set_latency(**{VM_PUT: 4.0 / scale})
     try:
-        with NamespacedOperator(kube, sandbox, ns, tmp_path / "operator.log") as op:
-            apply(kube, ns, template("g", sandbox), build("g-1", "g"))
+        with (
+            NamespacedOperator(kube, sandbox, ns, tmp_path / "operator.log") as op,
+            SubStates(kube, ns, "g-1") as sub_states,
+        ):
+            tmpl = template("g", sandbox, optimize={"vmBoot": {"state": "Enabled"}})
+            apply(kube, ns, tmpl, build("g-1", "g"))
             running: list[float] = []
             lros: list[float] = []
 
@@ -55,5 +60,19 @@ def test_gauges_follow_a_build_and_return_to_zero(kube: Kube, sandbox: SandboxHa
                 )
 
             op.wait_for("the gauges back at 0", back_to_zero, 30)
+            final = op.get("imagebuild", "g-1")
+            events = op.events("g-1")
+        # Validation is skipped (no inVMValidations): Optimizing comes between Customizing and Distributing.
+        assert sub_states.seen == [
+            "Queued",
+            "Building",
+            "Customizing",
+            "Optimizing",
+            "Distributing",
+            "CleaningUp",
+        ]
+        optimized = next(c for c in final["status"]["conditions"] if c["type"] == "Optimized")
+        assert optimized["reason"] == "NotAvailable", optimized
+        assert "OptimizeUnavailable" in {e["reason"] for e in events}
     finally:
         sandbox.set_latency(**{VM_PUT: VM_PUT_DEFAULT})

@@ -337,6 +337,11 @@ CASES = [
         "spec.errorHandling.onCustomizerError",
     ),
     Case("bad-vmBoot-state", {"spec.optimize": {"vmBoot": {"state": "On"}}}, "spec.optimize.vmBoot.state"),
+    Case(
+        "vmBoot-with-disk-over-2TB",
+        {"spec.optimize": {"vmBoot": {"state": "Enabled"}}, "spec.vmProfile": {"osDiskSizeGB": 2049}},
+        "spec.optimize",
+    ),
     Case("bad-autoRun-state", {"spec.autoRun": {"state": "yes"}}, "spec.autoRun.state"),
     Case(
         "user-assigned-without-identities",

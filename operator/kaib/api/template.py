@@ -542,6 +542,17 @@ class ImageTemplateSpec(ApiModel):
             field="buildTimeoutInMinutes",
         ),
         Rule(
+            cel="!has(self.optimize) || !has(self.optimize.vmBoot) || !has(self.optimize.vmBoot.state) "
+            "|| self.optimize.vmBoot.state != 'Enabled' || !has(self.vmProfile) "
+            "|| !has(self.vmProfile.osDiskSizeGB) || self.vmProfile.osDiskSizeGB <= 2048",
+            message="optimize.vmBoot does not support OS disks over 2 TB: set optimize.vmBoot.state "
+            "Disabled or vmProfile.osDiskSizeGB to 2048 or less",
+            check=lambda m: (
+                not _boot_optimized(m) or m.vmProfile is None or (m.vmProfile.osDiskSizeGB or 0) <= 2048
+            ),
+            field="optimize",
+        ),
+        Rule(
             cel="self.distribute.all(d, self.distribute.exists_one(e, e.runOutputName == d.runOutputName))",
             message="runOutputName must be unique across distribute",
             check=lambda m: len({d.runOutputName for d in m.distribute}) == len(m.distribute),
@@ -556,6 +567,14 @@ class ImageTemplateSpec(ApiModel):
             field="stagingResourceGroup",
             transition=True,
         ),
+    )
+
+
+def _boot_optimized(spec: ImageTemplateSpec) -> bool:
+    return (
+        spec.optimize is not None
+        and spec.optimize.vmBoot is not None
+        and spec.optimize.vmBoot.state == "Enabled"
     )
 
 

@@ -23,6 +23,7 @@ STEPS: tuple[tuple[str, str, str | None], ...] = (
     ("builder", "Building", "BuilderReady"),
     ("customize", "Customizing", "Customized"),
     ("validate", "Validating", "Validated"),
+    ("optimize", "Optimizing", "Optimized"),  # optimize.vmBoot; Skipped unless Enabled
     ("distribute", "Distributing", "Distributed"),
     ("cleanup", "CleaningUp", "CleanedUp"),
 )

@@ -22,7 +22,7 @@ from kaib.api.defaults import spec_hash
 from kaib.api.manifest import InvalidManifest, parse_template_spec
 from kaib.azure.async_step import now_rfc3339
 from kaib.azure.naming import build_id
-from kaib.controller import distribution, preflight, staging, steps
+from kaib.controller import distribution, optimize, preflight, staging, steps
 from kaib.controller.buildstatus import CONDITION, BuildStatus
 from kaib.controller.conditions import get_condition
 from kaib.controller.kube import BUILDS, TEMPLATES
@@ -41,6 +41,7 @@ SIMPLE_STEPS: dict[str, StepFn] = {
     "network": steps.network,
     "buildvm": steps.buildvm,
     "builder": steps.builder,
+    "optimize": optimize.optimize,
     "distribute": distribution.distribute,
 }
 STARTED = {
@@ -51,6 +52,7 @@ STARTED = {
     "builder": "starting the builder container group",
     "customize": "customizing the image",
     "validate": "validating the image",
+    "optimize": "optimizing the image for VM boot (optimize.vmBoot)",
     "distribute": "distributing the image",
     "cleanup": "deleting the build's resources",
 }
@@ -194,6 +196,9 @@ async def _work(run: Run) -> Advance:
             return await _finish(run)
         name = status.current_step()
         assert name is not None
+        if name == "optimize" and not optimize.enabled(run.spec):
+            status.set_step(name, "Skipped", "Skipped", "optimize.vmBoot is not Enabled")
+            continue
         if status.step_state(name) != "Running":
             status.set_step(name, "Running", "Creating" if name in SIMPLE_STEPS else "Waiting", STARTED[name])
             status.working(status.data.get("subState") or "Running", STARTED[name])

@@ -1,7 +1,8 @@
 """Preflight: fail fast, before creating anything, with a message that says what to fix.
 
 Providers registered, vCPU quota for the build's VMs, the user's subnets (existence, one VNet, ACI
-delegation, private link policies), the source image (resolving `latest`), identities, distribution targets.
+delegation, private link policies), the source image (resolving `latest`), what optimize.vmBoot
+cannot apply to, identities, distribution targets.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from kaib.azure.arm import list_names, to_rest
 from kaib.azure.compute import version_key
 from kaib.azure.planner import topology
 from kaib.azure.spec import parse_resource_id
+from kaib.controller import optimize
 from kaib.controller.run_context import Run
 from kaib.controller.stepresult import StepResult, azure_problem
 
@@ -53,6 +55,10 @@ async def preflight(run: Run) -> StepResult:
                 f"source image not found: {json.dumps(spec.get('source'))}", "SourceNotFound"
             )
         run.status.data["exactSourceVersion"] = exact
+        if optimize.enabled(spec):
+            problem = optimize.unsupported(spec, await optimize.source_architecture(run))
+            if problem:
+                return StepResult.fail(problem, reason="OptimizationNotSupported")
         for identity in _identities(spec):
             try:
                 await clients.resource.resources.get_by_id(identity, api_version=IDENTITY_API)
