@@ -14,6 +14,10 @@ is a mapping of the envelope:
                                                   annotation when it differs)
     tags                <-> annotation kaib.dev/aib-tags (JSON)
 
+Strings are read as ARM reads a template: one that starts with '[' and ends with ']' is an ARM
+template expression (refused: it has no value yet), "[[...]" is ARM's escape for the literal "[...]";
+converting back escapes such strings again, so `[ -f x ]` in an inline command survives both ways.
+
 Read-only fields AIB reports (provisioningState, lastRunStatus, exactVersion, ...) are dropped.
 Anything else unknown is an error naming its path, as AIB 2024-02-01 rejects unknown fields. Older
 API versions know fewer fields (`since` below, from the published REST specs), so a field newer than
@@ -24,7 +28,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from typing import Any
 
 from kaib.api.build import API_VERSION
@@ -66,7 +69,7 @@ def aib_to_manifest(
     """
     if not isinstance(doc, dict):
         raise InvalidManifest([("", "an AIB template must be a JSON object")])
-    problems = list(_expressions(doc, ""))
+    doc, problems = from_arm_strings(doc, "")
     if is_resource(doc):
         problems += _envelope_problems(doc)
         resource = doc
@@ -143,7 +146,8 @@ def manifest_to_aib(manifest: dict[str, Any], *, api_version: str = LATEST_API_V
     problems = version_problems(spec, api_version, "spec")
     if problems:
         raise InvalidManifest(problems)
-    return resource
+    escaped: dict[str, Any] = to_arm_strings(resource)
+    return escaped
 
 
 def kubernetes_name(aib_name: str) -> str:
@@ -234,21 +238,64 @@ def _envelope_problems(doc: dict[str, Any]) -> list[Problem]:
     return problems
 
 
-def _expressions(value: Any, path: str) -> Iterator[Problem]:
-    """ARM template expressions ("[parameters('x')]") have no value until ARM evaluates them."""
-    if (
-        isinstance(value, str)
-        and value.startswith("[")
-        and value.endswith("]")
-        and not value.startswith("[[")
-    ):
-        yield path, f"ARM template expression {value!r}: replace it with its value before converting"
-    elif isinstance(value, dict):
+# ARM reads a string as a template expression when it starts with '[' and ends with ']' (nothing else
+# does: "[ -f x ] && y" is plain text); "[[" starts an escaped literal, whose first '[' ARM drops.
+# (Azure.Deployments.Expression's ExpressionParser.IsLanguageExpression and ParseLanguageExpression.)
+_CALL_OR_VALUE = re.compile(r"^\s*(?:[A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)?\s*\(|'|-?\d+\s*$)")
+
+
+def is_arm_expression(value: str) -> bool:
+    return value.startswith("[") and value.endswith("]")
+
+
+def from_arm_strings(value: Any, path: str) -> tuple[Any, list[Problem]]:
+    """`value` with every string read as ARM reads a template's: "[[...]" is the literal "[...]"; an
+    expression has no value until ARM evaluates it, so it is a problem (with what to write instead)."""
+    if isinstance(value, str):
+        if not is_arm_expression(value):
+            return value, []
+        if value.startswith("[["):
+            return value[1:], []
+        return value, [(path, _expression_problem(value))]
+    problems: list[Problem] = []
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
         for key, item in value.items():
-            yield from _expressions(item, f"{path}.{key}" if path else str(key))
-    elif isinstance(value, list):
+            out[key], found = from_arm_strings(item, f"{path}.{key}" if path else str(key))
+            problems += found
+        return out, problems
+    if isinstance(value, list):
+        items = []
         for i, item in enumerate(value):
-            yield from _expressions(item, f"{path}[{i}]")
+            converted, found = from_arm_strings(item, f"{path}[{i}]")
+            items.append(converted)
+            problems += found
+        return items, problems
+    return value, []
+
+
+def to_arm_strings(value: Any) -> Any:
+    """`value` with every string ARM would read as an expression escaped ("[x]" -> "[[x]")."""
+    if isinstance(value, str):
+        return "[" + value if is_arm_expression(value) else value
+    if isinstance(value, dict):
+        return {key: to_arm_strings(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [to_arm_strings(item) for item in value]
+    return value
+
+
+def _expression_problem(value: str) -> str:
+    escaped = "[" + value
+    if _CALL_OR_VALUE.match(value[1:-1]):
+        return (
+            f"ARM template expression {value!r}: replace it with its value before converting "
+            f"(for this text itself, write {escaped!r}: ARM's escape)"
+        )
+    return (
+        f"{value!r} starts with '[' and ends with ']', so ARM reads it as an ARM template expression, "
+        f"which it is not: for this text itself, write {escaped!r} (ARM's escape)"
+    )
 
 
 def _strip_read_only(properties: dict[str, Any]) -> dict[str, Any]:
