@@ -28,6 +28,7 @@ What the engine calls:
   ``{"Queued": 2, "Running": 1}``; phases missing from the mapping are set to 0.
 - ``set_lro_in_flight(type_counts)``: saved long-running operations per ARM resource type right now
   (``resource_type_of(resource_id)`` gives the type of a saved operation's resourceId).
+  Both are called every second by ``kaib.controller.gauges`` from a kopf index of the builds.
 - ``orphan_removed(resource_type)``: a resource found by its ownership tag but in no inventory was
   deleted.
 - ``AzureRequestMetricsPolicy()``: an azure-core pipeline policy recording every ARM request
