@@ -13,8 +13,6 @@ import json
 import os
 import random
 import re
-import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
@@ -25,9 +23,10 @@ from typing import Any
 
 import pytest
 
+from kaib.devenv.manifests import LOCATION, image_build, image_template
 from tests.fixtures.controlplane import Kube
+from tests.fixtures.operator import Operator
 from tests.fixtures.sandbox import FAST_SCALE, SandboxHandle, start_sandbox, stop_sandbox
-from tests.integration.test_engine import LOCATION, Operator, apply, build, template
 
 
 def test_apiserver_restart_keeps_port_certificates_and_objects(kube: Kube) -> None:
@@ -189,7 +188,7 @@ class Bed:
 
     def template(self, kind: Kind, name: str, run: str) -> dict[str, Any]:
         """The template `name` of a `kind`; its artifacts are named after the `run` too (never reused)."""
-        tmpl = template(name, self.sandbox, self.images_group)
+        tmpl = image_template(name, self.sandbox, self.images_group)
         spec = tmpl["spec"]
         if kind.topology == "SubnetOnly":
             spec["vmProfile"]["vnetConfig"] = {"subnetId": self.subnets["build"]}
@@ -325,32 +324,6 @@ def outcome_problem(
     return None
 
 
-class ChaosOperator(Operator):
-    """`kaib run` watching only the run's namespace (other tests' builds are not its business)."""
-
-    def __init__(self, kube: Kube, sandbox: SandboxHandle, log_path: Path, namespace: str) -> None:
-        super().__init__(kube, sandbox, log_path)
-        self.namespace = namespace
-        self.starts = 0
-
-    def start(self) -> None:
-        env = {
-            **os.environ,
-            **self.sandbox.env,
-            "KUBECONFIG": self.kube.kubeconfig,
-            "KAIB_POLLING_INTERVAL": "0.05",
-        }
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "kaib.cli", "run", "--watch-timeout", "60", "-n", self.namespace],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
-        self.starts += 1
-
-
 # -- one chaos run ---------------------------------------------------------------------------------------
 
 
@@ -401,10 +374,12 @@ def run_chaos(
     bed.sandbox.set_latency(scale=chaos.scale)
     if chaos.fault_rate:
         add_faults(bed.sandbox, chaos.fault_rate, rng)
-    op = ChaosOperator(kube, bed.sandbox, workdir / f"operator-{chaos.seed}.log", ns)
+    # watching only the run's namespace: other tests' builds are not its business
+    op = Operator(kube, bed.sandbox, workdir / f"operator-{chaos.seed}.log", namespace=ns)
     op.start()
     for i, doc in enumerate(docs):
-        apply(kube, ns, doc, build(f"b{i}", f"t{i}"))
+        for manifest in (doc, image_build(f"b{i}", f"t{i}")):
+            kube.kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(manifest))
     trigger = rng.choice(["Building", "Customizing", "Distributing"])  # drawn even when given: same kills
     trigger = chaos.trigger or trigger
     ids: dict[str, Kind] = {}
@@ -428,7 +403,7 @@ def run_chaos(
             watch.poll(bed.sandbox)
             if len(statuses) == len(kinds) and all(s.get("phase") in TERMINAL for s in statuses.values()):
                 break
-            if op.process is not None and op.process.poll() is not None:
+            if not op.alive():
                 crashes += 1  # it died by itself: an engine defect, but the run goes on
                 op.start()
             if (
