@@ -4,11 +4,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 import uuid
 from collections import Counter
@@ -24,8 +26,9 @@ from azure.mgmt.resource.resources import ResourceManagementClient
 from azure.mgmt.storage import StorageManagementClient
 from azure.storage.blob import BlobClient, BlobServiceClient
 
-from kaib.sandbox.diskexport import read_footer
+from kaib.sandbox.diskexport import fixed_vhd, read_footer
 from tests.fixtures.controlplane import Kube
+from tests.fixtures.runtime import RuntimeKit
 from tests.fixtures.sandbox import SandboxHandle
 
 LOC = "westus"
@@ -427,3 +430,27 @@ def test_a_missing_user_container_fails_clearly_and_leaves_nothing(
     distributed = next(c for c in status["conditions"] if c["type"] == "Distributed")
     assert distributed["reason"] == "VhdDestinationNotFound"
     assert owned(sandbox, status["buildId"]) == []  # the exported disk was revoked and deleted
+
+
+def test_the_real_runtime_exports_the_vms_disk_changes(sandbox_runtime: RuntimeKit) -> None:
+    """With the real runtime, an exported disk's data is a tar of the VM's disk changes."""
+    from kaib.sandbox.runtime.hooks import RuntimeHooks, _Vm
+
+    net = sandbox_runtime.network()
+    key = sandbox_runtime.ssh_key()
+    vm = sandbox_runtime.vm(net, "vm", "10.60.1.4", key)
+    client = sandbox_runtime.client(net, "aci", "10.60.2.4")
+    wrote = sandbox_runtime.ssh(client, vm.ip, key, "echo built-by-kaib | sudo tee /etc/kaib-vhd-marker")
+    assert wrote.returncode == 0, wrote.stderr
+    hooks = RuntimeHooks()
+    vm_id = "/subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/virtualMachines/vm"
+    hooks.vms[vm_id.lower()] = _Vm(vm, net, "nic")
+    assert hooks._disk_tar(vm_id) is None  # a running VM's disk is not exported
+    vm.stop()
+    data = hooks._disk_tar(vm_id)
+    assert data is not None
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        member = tar.extractfile("./etc/kaib-vhd-marker")
+        assert member is not None and member.read() == b"built-by-kaib\n"
+    image = fixed_vhd(data, b"\1" * 16)
+    assert read_footer(image).checksum_ok and image.startswith(data)
