@@ -123,6 +123,7 @@ class SubStates:
 
         self.kube, self.namespace, self.name = kube, namespace, name
         self.seen: list[str] = []
+        self._stopped = False
         self._watch = watch.Watch()
         self._thread = threading.Thread(target=self._follow, daemon=True)
 
@@ -131,6 +132,7 @@ class SubStates:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._stopped = True
         self._watch.stop()  # seen at the next event; the thread is a daemon either way
         self._thread.join(timeout=2)
 
@@ -152,8 +154,9 @@ class SubStates:
                 sub = (event["object"].get("status") or {}).get("subState")
                 if sub and (not self.seen or self.seen[-1] != sub):
                     self.seen.append(sub)
-        except Exception as exc:  # the control plane stopping ends the stream; `seen` says the rest
-            self.seen.append(f"(watch ended: {type(exc).__name__})")
+        except Exception as exc:  # a stream ending early shows in `seen`; once stopped it does not matter
+            if not self._stopped:
+                self.seen.append(f"(watch ended: {type(exc).__name__})")
 
 
 def apply(kube: Kube, namespace: str, *docs: dict[str, Any]) -> None:

@@ -76,3 +76,25 @@ def test_gauges_follow_a_build_and_return_to_zero(kube: Kube, sandbox: SandboxHa
         assert "OptimizeUnavailable" in {e["reason"] for e in events}
     finally:
         sandbox.set_latency(**{VM_PUT: VM_PUT_DEFAULT})
+
+
+def test_gauges_are_right_after_a_restart_and_after_a_deletion(
+    kube: Kube, sandbox: SandboxHandle, tmp_path: Path
+) -> None:
+    """A build waiting for a template that does not exist stays Queued, and costs no Azure call."""
+    ns = kube.namespace(f"gauges-{uuid.uuid4().hex[:6]}")
+
+    def queued(op: NamespacedOperator, expected: float) -> None:
+        op.wait_for(
+            f"kaib_active_builds{{phase=Queued}} == {expected}",
+            lambda: gauge(op.scrape(), "kaib_active_builds").get("Queued") == expected,
+            60,
+        )
+
+    with NamespacedOperator(kube, sandbox, ns, tmp_path / "first.log") as op:
+        apply(kube, ns, build("waiting-1", "no-such-template"))
+        queued(op, 1)
+    with NamespacedOperator(kube, sandbox, ns, tmp_path / "second.log") as op:
+        queued(op, 1)  # a fresh process counts the build it found, not only those it saw change
+        kube.kubectl("delete", "-n", ns, "imagebuild", "waiting-1", "--timeout=60s")
+        queued(op, 0)
