@@ -102,3 +102,54 @@ def test_enabled_generalizes_in_its_own_step_then_distributes(
     b["status"] = second.status
     third = advance(b)
     assert third.status["subState"] == "Distributing" and distributing == ["distribute"]
+
+
+class FakeImages:
+    def __init__(self, body: dict[str, Any]) -> None:
+        self.body = body
+        self.calls: list[tuple[str, ...]] = []
+
+    async def get(self, *args: str) -> Any:
+        from azure.mgmt.compute.models import GalleryImage
+
+        self.calls.append(args)
+        return GalleryImage(self.body)  # any SDK model: to_rest reads it back as REST JSON
+
+
+class FakeAzure:
+    def __init__(self, body: dict[str, Any]) -> None:
+        self.images = FakeImages(body)
+        self.compute = type(
+            "Compute", (), {"virtual_machine_images": self.images, "gallery_images": self.images}
+        )
+
+    def for_subscription(self, subscription: str | None) -> Any:
+        return self
+
+
+def run_for(source: dict[str, Any], body: dict[str, Any]) -> tuple[Run, FakeImages]:
+    from kaib.controller.buildstatus import BuildStatus
+    from kaib.controller.run_context import Engine, EngineSettings
+
+    b = after_validation(
+        {**ENABLED, "source": source, "azure": {"subscriptionId": "s", "location": "westus"}}
+    )
+    b["status"]["exactSourceVersion"] = "1.2.3"
+    azure = FakeAzure(body)
+    eng = Engine(azure, FakeKube({}), EngineSettings())  # type: ignore[arg-type]
+    return Run(eng, b, BuildStatus.of(b, "2026-01-01T00:00:00Z")), azure.images
+
+
+def test_the_source_architecture_comes_from_the_platform_image_version_or_the_gallery_image() -> None:
+    platform = {"type": "PlatformImage", "publisher": "P", "offer": "O", "sku": "S", "version": "latest"}
+    run, images = run_for(platform, {"location": "westus", "properties": {"architecture": "Arm64"}})
+    assert asyncio.run(optimize.source_architecture(run)) == "Arm64"
+    assert images.calls == [("westus", "P", "O", "S", "1.2.3")]  # the resolved version
+    gallery = "/subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/galleries/gal"
+    version = f"{gallery}/images/def/versions/1.0.0"
+    run, images = run_for({"type": "SharedImageVersion", "imageVersionId": version}, {"properties": {}})
+    assert asyncio.run(optimize.source_architecture(run)) is None  # not said: nothing to refuse
+    assert images.calls == [("g", "gal", "def")]
+    managed = {"type": "ManagedImage", "imageId": "/subscriptions/s/resourceGroups/g/providers/x/images/i"}
+    run, images = run_for(managed, {})
+    assert asyncio.run(optimize.source_architecture(run)) is None and images.calls == []
