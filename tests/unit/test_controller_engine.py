@@ -174,3 +174,15 @@ def test_abort_keeps_resources_for_a_failing_customizer_but_not_for_a_timeout() 
     assert engine._abort_requested(engine.Run(make_engine(FakeKube({})), b, st))
     st.set_step("customize", "Failed", "Timeout", "too slow")
     assert not engine._abort_requested(engine.Run(make_engine(FakeKube({})), b, st))
+
+
+def test_a_failed_step_is_saved_before_cleanup_starts() -> None:
+    """A crash or an apiserver outage between the failure and its status write must not resume the
+    step against resources cleanup already deleted (the chaos suite's lost failure reason)."""
+    running = build("a", phase="Running", buildId="x", steps=[{"name": "preflight", "state": "Done"}])
+    running["status"]["template"] = {"spec": {"source": {"type": "PlatformImage"}}}
+    result = asyncio.run(engine.advance(make_engine(FakeKube(objects(running))), running))  # no template
+    steps = {s["name"]: s["state"] for s in result.status["steps"]}
+    assert steps["staging"] == "Failed" and "cleanup" not in steps, steps
+    assert "ImageTemplate t no longer exists" in result.status["message"]
+    assert result.requeue == 0.0  # written now; cleanup follows in the next round
