@@ -99,7 +99,7 @@ async def _copy(run: Run, target: Mapping[str, Any], outputs: dict[str, Any], gr
                     return StepResult.wait(
                         run.settings.requeue, f"{what}: {props.copy.progress or 'started'}"
                     )
-                log.info("build %s: the VHD copy to %s ended %s; starting it again", run.build_id, what, copy)
+                log.info("build %s: %s ended %s; starting it again", run.build_id, what, copy)
             sas = await grant.sas()
             if isinstance(sas, StepResult):
                 return sas
@@ -252,9 +252,8 @@ async def _grant(run: Run) -> str | StepResult:
         message = outcome.failure.describe(f"granting read access to the OS disk {disk.name}")
         return StepResult.fail(message, outcome.failure.code)
     if outcome.state == "waiting":
-        return StepResult.wait(
-            outcome.requeue_after or run.settings.requeue, "waiting for access to the OS disk"
-        )
+        why = outcome.failure.describe("granting access") if outcome.failure else "waiting for Azure"
+        return StepResult.wait(outcome.requeue_after or run.settings.requeue, f"OS disk {disk.name}: {why}")
     sas = compute.access_sas(kept[0]) if kept else ""
     if not sas:
         return StepResult.wait(0.0, "asking again for the OS disk's SAS URL")
@@ -283,9 +282,8 @@ async def revoke(run: Run) -> StepResult:
         message = outcome.failure.describe(f"revoking access to the OS disk {disk.name}")
         return StepResult.fail(message, outcome.failure.code)
     if outcome.state == "waiting":
-        return StepResult.wait(
-            outcome.requeue_after or run.settings.requeue, "revoking access to the OS disk"
-        )
+        why = outcome.failure.describe("revoking access") if outcome.failure else "revoking access"
+        return StepResult.wait(outcome.requeue_after or run.settings.requeue, f"OS disk {disk.name}: {why}")
     _save(run, f"{disk.id}/{GRANT}", None)
     return StepResult.done()
 
