@@ -984,9 +984,24 @@ def rule_mutations(manifest: dict[str, Any]) -> Iterator[Mutation]:
 
 
 def metadata_mutations() -> Iterator[Mutation]:
-    """Object names the apiserver refuses (RFC 1123 subdomain, at most 253 characters)."""
+    """Metadata the apiserver refuses before any schema: names (RFC 1123 subdomain, at most 253
+    characters), a missing name, label and annotation keys and values, finalizers, generateName."""
     for bad in ("Upper", "under_score", "a..b", "-a", "a-", "a.", "é", _fill("a", 254)):
         yield "metadata-name-not-dns", ("metadata",), _adder("name", bad)
+    yield "metadata-name-missing", ("metadata",), _without("name")
+    keys = ("bad key", "a/b/c", "/a", "a/", "-a", _fill("a", 64), f"{_fill('a', 254)}/b")
+    for key in (*keys, "Example.com/a"):  # annotation keys are checked lower-cased: this one is fine there
+        yield "metadata-label-key", ("metadata",), _adder("labels", {key: "v"})
+    for key in keys:
+        yield "metadata-annotation-key", ("metadata",), _adder("annotations", {key: "v"})
+    for value in ("bad value!", "-a", _fill("x", 64), "é"):
+        yield "metadata-label-value", ("metadata",), _adder("labels", {"app": value})
+    yield "metadata-finalizer", ("metadata",), _adder("finalizers", ["bad finalizer"])
+    yield "metadata-generate-name", ("metadata",), _adder("generateName", "Bad_")
+
+
+def _without(field: str) -> Callable[[Any], tuple[Any, str]]:
+    return lambda v: ({k: item for k, item in v.items() if k != field}, "." + field)
 
 
 def _adder(field: str, value: Any, suffix: str | None = None) -> Callable[[Any], tuple[Any, str]]:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from kaib.api.build import API_VERSION, KINDS, ImageBuild, ImageTemplate
 from kaib.api.common import ApiModel, only_valid_message, required_message
+from kaib.api.metadata import metadata_problems
 from kaib.api.schema import resource_schema
 from kaib.api.template import UNIONS, ImageTemplateSpec
 
@@ -64,12 +65,16 @@ def update_problems(old: Any, new: Any) -> list[Problem]:
     return list(_transition_problems(before, after, ""))
 
 
-def plain(value: Any) -> Any:
-    """Plain dicts and lists all the way down (kopf hands out read-only Mapping views)."""
-    if isinstance(value, Mapping):
-        return {key: plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain(item) for item in value]
+def plain(value: Any, path: str = "", _holders: frozenset[int] = frozenset()) -> Any:
+    """Plain dicts and lists all the way down (kopf hands out read-only Mapping views). A YAML alias
+    inside the node it names (`a: &x [*x]`) has no end: InvalidManifest, as no JSON can hold it."""
+    if isinstance(value, Mapping | list | tuple):
+        if id(value) in _holders:
+            raise InvalidManifest([(path, "a YAML alias refers to a node that contains it (no end)")])
+        holders = _holders | {id(value)}
+        if isinstance(value, Mapping):
+            return {key: plain(item, _join(path, str(key)), holders) for key, item in value.items()}
+        return [plain(item, f"{path}[{i}]", holders) for i, item in enumerate(value)]
     return value
 
 
@@ -108,6 +113,8 @@ def _parse(model: type[M], data: Any, prefix: str) -> M:
         schema = _status_schema(model.__name__)
         problems += [(path, "unknown field") for path in unknown_fields(raw["status"], schema, "status")]
         data = {k: v for k, v in data.items() if k != "status"}
+    if model.__name__ in KINDS and isinstance(data, dict):
+        problems += metadata_problems(data.get("metadata"))
     problems += _int64_problems(data, prefix)
     try:
         parsed = model.model_validate(data)

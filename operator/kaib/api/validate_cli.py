@@ -73,8 +73,12 @@ MAX_MANIFEST_BYTES = MAX_OBJECT_BYTES - SERVER_ADDED_BYTES
 
 
 def manifest_bytes(doc: Any) -> int:
-    """The size of `doc` as compact JSON, the way the apiserver sends and stores it."""
-    text = json.dumps(doc, ensure_ascii=False, separators=(",", ":"), default=str)
+    """The size of `doc` as compact JSON, the way the apiserver sends and stores it (0 for a document
+    with no end, a YAML alias inside its own anchor: validate_manifest reports that)."""
+    try:
+        text = json.dumps(doc, ensure_ascii=False, separators=(",", ":"), default=str)
+    except ValueError:
+        return 0
     return len(text.encode("utf-8", "surrogatepass"))
 
 
