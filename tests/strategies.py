@@ -1050,11 +1050,11 @@ def invalid_builds(draw: Draw) -> Invalid:
     return _apply(manifest, _pick(draw, mutations))
 
 
-# Floats with an integral value (60.0, 1e3) are left out: the apiserver takes them for integer fields
-# except where a CEL rule reads the field, while `kaib validate` refuses them everywhere (reported).
-FRACTIONS = st.floats(allow_nan=False, allow_infinity=False).filter(lambda x: not x.is_integer())
+# Whole-number floats (60.0, 1e3) included: every integer field of the spec refuses them with a rule
+# of its own (kaib.api.common.INTEGER_RULE), as `kaib validate` does.
+FLOATS = st.floats(allow_nan=False, allow_infinity=False)
 JSON_VALUES: st.SearchStrategy[Json] = st.recursive(
-    st.none() | st.booleans() | INT64 | FRACTIONS | text(40),
+    st.none() | st.booleans() | INT64 | FLOATS | st.integers(-3, 3).map(float) | text(40),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(text(12), inner, max_size=3),
     max_leaves=6,
 )

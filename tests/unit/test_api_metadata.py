@@ -1,6 +1,6 @@
 """`kaib validate` checks metadata as the apiserver does (the messages are the apiserver's: see
-tests/integration/test_crd_messages.py), and reports a YAML alias inside its own anchor instead of
-crashing."""
+tests/integration/test_crd_messages.py), refuses whole-number floats in integer fields, and reports
+a YAML alias inside its own anchor instead of crashing."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from kaib.api import validate_manifest
+from kaib.api.common import INTEGER_MESSAGE
 from kaib.api.metadata import ANNOTATIONS_MAX_BYTES, metadata_problems
 from kaib.api.validate_cli import check_file
 from kaib.devenv.manifests import image_template
@@ -71,6 +72,14 @@ def test_annotations_are_limited_to_256_kib_in_all() -> None:
     assert metadata_problems({"name": "t", "annotations": over}) == [
         ("metadata.annotations", f"Too long: may not be more than {ANNOTATIONS_MAX_BYTES} bytes")
     ]
+
+
+def test_whole_number_floats_are_refused_in_integer_fields_only() -> None:
+    doc = manifest(name="t")
+    doc["spec"]["vmProfile"]["osDiskSizeGB"] = 30.0
+    assert validate_manifest(doc) == [("spec.vmProfile.osDiskSizeGB", INTEGER_MESSAGE)]
+    doc["spec"]["vmProfile"]["osDiskSizeGB"] = 30.5
+    assert validate_manifest(doc) == [("spec.vmProfile.osDiskSizeGB", "Input should be a valid integer")]
 
 
 def test_a_yaml_alias_inside_its_own_anchor_is_reported(tmp_path: Path) -> None:

@@ -18,6 +18,13 @@ from pydantic import BaseModel, ConfigDict
 NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 NAME_RULE = "must match ^[A-Za-z0-9-_.]{1,64}$"
 
+# A whole-number float (30.0) passes the apiserver's `type: integer` check, then breaks every CEL rule
+# that reads it ("invalid data, expected int, got float64"). Each integer field of a spec therefore
+# carries this rule of its own, so such a value is refused on that field, saying why; `kaib validate`
+# says the same.
+INTEGER_RULE = "type(self) == int"
+INTEGER_MESSAGE = "must be an integer, written without a decimal point (30, not 30.0)"
+
 # Bounds that keep the apiserver's CEL cost estimate under budget (and requests sane).
 MAX_ID = 1024  # an ARM resource id or URI
 MAX_TEXT = 4096  # a command line, search criteria

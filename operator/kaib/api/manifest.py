@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from kaib.api.build import API_VERSION, KINDS, ImageBuild, ImageTemplate
-from kaib.api.common import ApiModel, only_valid_message, required_message
+from kaib.api.common import INTEGER_MESSAGE, ApiModel, only_valid_message, required_message
 from kaib.api.metadata import metadata_problems
 from kaib.api.schema import resource_schema
 from kaib.api.template import UNIONS, ImageTemplateSpec
@@ -226,6 +226,8 @@ def _problem(error: Any, prefix: str) -> Problem:
             return _join(path, tag), "Required value"
         expected = error.get("ctx", {}).get("expected_tags", "")
         return _join(path, tag), f"Unsupported value {error['ctx']['tag']!r}: supported values: {expected}"
+    if kind == "int_type" and isinstance(error.get("input"), float) and error["input"].is_integer():
+        return path, INTEGER_MESSAGE
     if kind == "string_pattern_mismatch":
         return path, f"{error['input']!r} should match '{error['ctx']['pattern']}'"
     return path, message

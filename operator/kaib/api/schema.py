@@ -22,7 +22,14 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from kaib.api.build import GROUP, VERSION, ImageBuild, ImageBuildSpec, ImageTemplate
-from kaib.api.common import ApiModel, Rule, only_valid_message, required_message
+from kaib.api.common import (
+    INTEGER_MESSAGE,
+    INTEGER_RULE,
+    ApiModel,
+    Rule,
+    only_valid_message,
+    required_message,
+)
 from kaib.api.status import Format, ImageBuildStatus, ImageTemplateStatus
 from kaib.api.template import ImageTemplateSpec
 
@@ -77,7 +84,10 @@ def type_schema(annotation: Any, metadata: list[Any], *, rules: bool) -> Schema:
     scalar = {str: "string", int: "integer", bool: "boolean"}.get(annotation)
     if scalar is None:
         raise TypeError(f"no schema for {annotation!r}")
-    return _constrain({"type": scalar}, metadata)
+    schema = _constrain({"type": scalar}, metadata)
+    if scalar == "integer" and rules:
+        schema["x-kubernetes-validations"] = [{"rule": INTEGER_RULE, "message": INTEGER_MESSAGE}]
+    return schema
 
 
 def _constrain(schema: Schema, metadata: list[Any]) -> Schema:
