@@ -4,7 +4,8 @@ was running goes on to its configured outcome and writes its result where it was
 
 The regression test of the chaos suite's sandbox-restart failure (seed 201): the running container
 used to end with exit code 1 ("the sandbox restarted while this container ran") and Azurite came back
-on a new port, so the result.json URL the container was given pointed nowhere.
+on a new port, so the result.json URL the container was given pointed nowhere. And seed 202 (VHD):
+a VM deallocating when the sandbox stopped stayed "deallocating", so its disk was never exported.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from azure.mgmt.compute import ComputeManagementClient
 from azure.mgmt.containerinstance import ContainerInstanceManagementClient
+from azure.mgmt.network import NetworkManagementClient
 from azure.mgmt.resource.resources import ResourceManagementClient
 from azure.mgmt.storage import StorageManagementClient
 from azure.storage.blob import ContainerClient, ContainerSasPermissions, generate_container_sas
@@ -150,3 +153,64 @@ def test_container_group_whose_create_was_in_flight_runs_after_the_restart(resta
     sandbox = restartable.restart()
     aci = sandbox.client(ContainerInstanceManagementClient)
     assert wait_for(aci, "builder-1", {"Succeeded", "Failed"}).exit_code == 3, "the kept outcome, not a crash"
+
+
+def vm(sandbox: SandboxHandle) -> Any:
+    sandbox.client(ResourceManagementClient).resource_groups.create_or_update("rg", {"location": LOC})
+    net = sandbox.client(NetworkManagementClient)
+    vnet = {
+        "location": LOC,
+        "properties": {
+            "addressSpace": {"addressPrefixes": ["10.20.0.0/16"]},
+            "subnets": [{"name": "s", "properties": {"addressPrefix": "10.20.1.0/24"}}],
+        },
+    }
+    subnet = net.virtual_networks.begin_create_or_update("rg", "vnet", vnet).result().subnets[0].id
+    ip = {"name": "ip", "properties": {"subnet": {"id": subnet}}}
+    nic = net.network_interfaces.begin_create_or_update(
+        "rg", "nic", {"location": LOC, "properties": {"ipConfigurations": [ip]}}
+    ).result()
+    key = {
+        "path": "/home/packer/.ssh/authorized_keys",
+        "keyData": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ9 t@k",
+    }
+    body = {
+        "location": LOC,
+        "properties": {
+            "hardwareProfile": {"vmSize": "Standard_B2s"},
+            "storageProfile": {
+                "imageReference": {
+                    "publisher": "Canonical",
+                    "offer": "ubuntu-24_04-lts",
+                    "sku": "server",
+                    "version": "latest",
+                },
+            },
+            "osProfile": {
+                "computerName": "vm",
+                "adminUsername": "packer",
+                "linuxConfiguration": {"disablePasswordAuthentication": True, "ssh": {"publicKeys": [key]}},
+            },
+            "networkProfile": {"networkInterfaces": [{"id": nic.id}]},
+        },
+    }
+    return (
+        sandbox.client(ComputeManagementClient)
+        .virtual_machines.begin_create_or_update("rg", "vm", body)
+        .result()
+    )
+
+
+def test_vm_deallocating_when_the_sandbox_stopped_is_deallocated_after(restartable: Restartable) -> None:
+    """Its operation counts as done on restore, so the VM is deallocated: its disk can be exported."""
+    sandbox = restartable.handle
+    disk = vm(sandbox).storage_profile.os_disk.name
+    sandbox.set_latency(**{"Microsoft.Compute/virtualMachines:deallocate": 60 / FAST_SCALE})
+    sandbox.client(ComputeManagementClient).virtual_machines.begin_deallocate("rg", "vm")  # not waited for
+
+    sandbox = restartable.restart()
+    compute = sandbox.client(ComputeManagementClient)
+    statuses = [s.code for s in compute.virtual_machines.instance_view("rg", "vm").statuses or []]
+    assert "PowerState/deallocated" in statuses, statuses
+    access = {"access": "Read", "durationInSeconds": 600}
+    assert compute.disks.begin_grant_access("rg", disk, access).result().access_sas
