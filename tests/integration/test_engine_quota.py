@@ -1,5 +1,6 @@
-"""Quota in preflight: with too few vCPUs left in the build VM's family (the sandbox serves its quota
-model as Microsoft.Compute usages), the build fails before creating anything, naming the family,
+"""Quota in preflight: with too few vCPUs left in the build VM's family, or no container group left
+in the region (the sandbox serves its quota model as Microsoft.Compute and
+Microsoft.ContainerInstance usages), the build fails before creating anything, naming the quota,
 what it needs, the limit and the current use."""
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ import uuid
 from pathlib import Path
 
 from azure.mgmt.compute import ComputeManagementClient
+from azure.mgmt.containerinstance import ContainerInstanceManagementClient
 
 from tests.fixtures.controlplane import Kube
 from tests.fixtures.sandbox import SandboxHandle
@@ -30,14 +32,30 @@ def test_a_build_over_its_family_quota_fails_in_preflight_with_nothing_created(
     served = {u.name.value: u for u in sandbox.client(ComputeManagementClient).usage.list(LOCATION)}
     assert served[FAMILY].unit == "Count" and served["cores"].limit >= 2
     in_use = int(served[FAMILY].current_value)
+    aci = {
+        u.name.value: u
+        for u in sandbox.client(ContainerInstanceManagementClient).location.list_usage(LOCATION)
+    }
+    groups_in_use = int(aci["ContainerGroups"].current_value)
     sandbox.set_quota("compute", **{FAMILY: in_use + 1})  # one vCPU left; the build needs two
     try:
         with NamespacedOperator(kube, sandbox, ns, tmp_path / "operator.log") as op:
             apply(kube, ns, template("q", sandbox), build("q-1", "q"))
             final = op.wait_phase("q-1")
             events = op.events("q-1")
+            # The same for the builder's container group: no ContainerGroups left in the region.
+            sandbox.set_quota("compute", **{FAMILY: int(served[FAMILY].limit)})
+            sandbox.set_quota("aci", ContainerGroups=groups_in_use)
+            apply(kube, ns, template("qa", sandbox), build("qa-1", "qa"))
+            aci_final = op.wait_phase("qa-1")
     finally:
         sandbox.set_quota("compute", **{FAMILY: int(served[FAMILY].limit)})
+        sandbox.set_quota("aci", ContainerGroups=int(aci["ContainerGroups"].limit))
+    aci_message = aci_final["status"]["message"]
+    assert aci_final["status"]["phase"] == "Failed", aci_final["status"]
+    assert f"not enough container instance ContainerGroups quota in {LOCATION}" in aci_message, aci_message
+    assert f"the limit is {groups_in_use} and {groups_in_use} are in use" in aci_message
+    assert "az container list-usage" in aci_message and "nothing was created" in aci_message
     status = final["status"]
     assert status["phase"] == "Failed", status
     message = status["message"]

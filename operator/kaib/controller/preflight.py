@@ -1,6 +1,6 @@
 """Preflight: fail fast, before creating anything, with a message that says what to fix.
 
-Providers registered, vCPU quota for the build's VMs, the user's subnets (existence, one VNet, ACI
+Providers registered, quota for the build's VMs and builder, the user's subnets (existence, one VNet, ACI
 delegation, private link policies), the source image (resolving `latest`), what optimize.vmBoot
 cannot apply to, identities, distribution targets.
 """
@@ -13,12 +13,11 @@ from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
 
-from kaib.azure import compute, quota
+from kaib.azure import quota
 from kaib.azure.arm import list_names, to_rest
 from kaib.azure.compute import version_key
-from kaib.azure.planner import topology
 from kaib.azure.spec import parse_resource_id
-from kaib.controller import optimize
+from kaib.controller import optimize, steps
 from kaib.controller.run_context import Run
 from kaib.controller.stepresult import StepResult, azure_problem
 
@@ -76,19 +75,22 @@ async def preflight(run: Run) -> StepResult:
 
 
 async def _check_quota(run: Run) -> str | None:
-    """The build VM (and the proxy VM of the subnetId-only topology) against the region's vCPU quotas."""
-    profile = run.spec.get("vmProfile") or {}
-    vms = [("build VM", str(profile.get("vmSize") or compute.DEFAULT_VM_SIZE))]
-    if topology(run.spec) == "SubnetOnly":
-        proxy = (profile.get("vnetConfig") or {}).get("proxyVmSize") or compute.DEFAULT_PROXY_VM_SIZE
-        vms.append(("proxy VM", str(proxy)))
-    wanted = quota.needs(vms)
-    if not wanted:
+    """The VMs (build, and the subnetId-only proxy) and the builder group against the region's quotas."""
+    planned = (await steps.current_plan(run, names_only=True)).created
+    vms: list[str] = []
+    containers: list[str] = []
+    wanted = quota.needs(quota.vm_sizes(planned))
+    if wanted:
+        usages = await quota.compute_usages(run.clients, run.location)
+        vms = quota.shortfalls(wanted, usages, run.location)
+    wanted = quota.aci_needs(planned)
+    if wanted:
+        usages = await quota.aci_usages(run.clients, run.location)
+        containers = quota.shortfalls(wanted, usages, run.location)
+    if not vms and not containers:
         return None
-    problems = quota.shortfalls(wanted, await quota.compute_usages(run.clients, run.location), run.location)
-    if not problems:
-        return None
-    return f"{'; '.join(problems)} (QuotaExceeded); {quota.advice(run.location)}"
+    advice = quota.advice(run.location, bool(vms), bool(containers))
+    return f"{'; '.join(vms + containers)} (QuotaExceeded); {advice}"
 
 
 def _identities(spec: Mapping[str, Any]) -> list[str]:
