@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 import urllib.request
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -174,6 +175,7 @@ def images_group(sandbox: SandboxHandle, name: str = "images") -> str:
 
 def template(name: str, sandbox: SandboxHandle, **extra: Any) -> dict[str, Any]:
     """A Linux template distributing one managed image, on a size the sandbox's quota model knows."""
+    image = f"{name}-{uuid.uuid4().hex[:6]}"  # a retried test must not distribute onto the first try's
     spec: dict[str, Any] = {
         "source": {
             "type": "PlatformImage",
@@ -187,7 +189,7 @@ def template(name: str, sandbox: SandboxHandle, **extra: Any) -> dict[str, Any]:
             {
                 "type": "ManagedImage",
                 "runOutputName": "golden",
-                "imageId": f"{images_group(sandbox)}/providers/Microsoft.Compute/images/{name}-img",
+                "imageId": f"{images_group(sandbox)}/providers/Microsoft.Compute/images/{image}",
                 "location": LOCATION,
             }
         ],
