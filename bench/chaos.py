@@ -117,13 +117,35 @@ def save(rows: list[dict[str, Any]], out: Path) -> bool:
     return met
 
 
+def markdown(result: dict[str, Any]) -> str:
+    """The results file's table as docs/chaos.md shows it."""
+    lines = [
+        "| stage | seed | builds (kind → phase) | kills | faults asked / answered | requests | disruption "
+        "| created | dup | leaked | s | load (1 min) | passed |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in result["figures"]["table"]:
+        builds = "<br>".join(f"{k} → {o}" for k, o in zip(r["kinds"], r["outcomes"], strict=True))
+        lines.append(
+            f"| {r['stage']} | {r['seed']} | {builds} | {r['kills']} | {r['faultRate']:.0%} / "
+            f"{r['faultedShare']:.1%} | {r['requests']} | {r['disruption'] or '-'} | {r['created']} "
+            f"| {r['duplicates']} | {r['leaked']} | {r['seconds']} | {r['loadAverage'][0]} "
+            f"| {'yes' if r['passed'] else '**no**'} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--render", action="store_true", help="print the results file's table and stop")
     parser.add_argument("--seeds", type=int, default=6)  # about 9.5 kills a seed: 50 and more
     parser.add_argument("--kills-per-seed", type=int, default=11)
     parser.add_argument("--builds", type=int, default=3)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
+    if args.render:
+        print(markdown(json.loads(args.out.read_text())), end="")
+        return 0
     workdir = Path(tempfile.mkdtemp(prefix="kaib-bench-chaos-"))
     plane = ControlPlane(workdir / "controlplane")
     plane.start()
