@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -29,7 +30,7 @@ from azure.storage.blob import BlobClient, BlobServiceClient
 from kaib.sandbox.diskexport import fixed_vhd, read_footer
 from tests.fixtures.controlplane import Kube
 from tests.fixtures.runtime import RuntimeKit
-from tests.fixtures.sandbox import SandboxHandle
+from tests.fixtures.sandbox import SandboxHandle, start_sandbox, stop_sandbox
 
 LOC = "westus"
 API = "kaib.dev/v1alpha1"
@@ -454,3 +455,51 @@ def test_the_real_runtime_exports_the_vms_disk_changes(sandbox_runtime: RuntimeK
         assert member is not None and member.read() == b"built-by-kaib\n"
     image = fixed_vhd(data, b"\1" * 16)
     assert read_footer(image).checksum_ok and image.startswith(data)
+
+
+@pytest.fixture(scope="module")
+def real_sandbox() -> Iterator[SandboxHandle]:
+    if shutil.which("packer") is None or os.geteuid() != 0:
+        pytest.skip("the real runtime needs packer (scripts/setup.sh) and root")
+    handle = start_sandbox("--runtime", "real", latency_scale=0.01)
+    saved = {k: os.environ.get(k) for k in handle.env}
+    os.environ.update(handle.env)  # DefaultAzureCredential in this process reads the environment
+    try:
+        yield handle
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        stop_sandbox(handle)
+
+
+def test_a_real_build_exports_the_customized_disk(
+    kube: Kube, real_sandbox: SandboxHandle, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Real Packer customizes a real sandbox VM; the VHD's data is a tar of that VM's disk changes."""
+    op = Operator(kube, real_sandbox, tmp_path_factory.mktemp("vhd-real") / "operator.log")
+    op.start()
+    try:
+        tmpl = vhd_template(real_sandbox, "vhd-real")
+        tmpl["spec"]["customize"] = [
+            {"type": "Shell", "name": "mark", "inline": ["echo built-by-kaib | sudo tee /etc/kaib-built"]}
+        ]
+        ns = kube.namespace(f"vhd-real-{uuid.uuid4().hex[:6]}")
+        apply(kube, ns, tmpl, image_build("vhd-real-1", "vhd-real"))
+        status = wait_finished(kube, op, ns, "vhd-real-1")["status"]
+    finally:
+        op.stop()
+    assert status["phase"] == "Succeeded", json.dumps(status, indent=1)
+    account, _, key = _staging_account(real_sandbox, status)
+    blob = BlobClient.from_blob_url(
+        status["runOutputs"][0]["artifactUri"], credential={"account_name": account, "account_key": key}
+    )
+    data = blob.download_blob().readall()
+    footer = read_footer(data)
+    assert footer.cookie == b"conectix" and footer.checksum_ok
+    with tarfile.open(fileobj=io.BytesIO(data[: footer.current_size])) as tar:
+        marker = tar.extractfile("./etc/kaib-built")
+        assert marker is not None and marker.read() == b"built-by-kaib\n"
+    assert owned(real_sandbox, status["buildId"]) == []
