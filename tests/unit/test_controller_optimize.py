@@ -153,3 +153,10 @@ def test_the_source_architecture_comes_from_the_platform_image_version_or_the_ga
     managed = {"type": "ManagedImage", "imageId": "/subscriptions/s/resourceGroups/g/providers/x/images/i"}
     run, images = run_for(managed, {})
     assert asyncio.run(optimize.source_architecture(run)) is None and images.calls == []
+
+
+def test_the_api_lists_the_condition_of_every_step() -> None:
+    from kaib.api.status import STEP_CONDITIONS
+    from kaib.controller.buildstatus import CONDITION
+
+    assert [CONDITION[name] for name in STEP_NAMES] == list(STEP_CONDITIONS)

@@ -35,12 +35,14 @@ Topology = Literal["NoVNet", "SubnetOnly", "SubnetAndACI"]
 TEMPLATE_CONDITIONS = ("Ready", "Reconciling", "Stalled")
 # The step conditions of an ImageBuild, in the order the build sets them.
 STEP_CONDITIONS = (
+    "PreflightPassed",
     "StagingReady",
     "NetworkReady",
     "BuildVMReady",
     "BuilderReady",
     "Customized",
     "Validated",
+    "Optimized",
     "Distributed",
     "CleanedUp",
 )
