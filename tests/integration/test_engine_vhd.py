@@ -145,8 +145,8 @@ def test_disk_export_serves_the_disk_bytes_and_follows_azure_rules(sandbox: Sand
 class Operator:
     """`kaib run` as a process against the test's control plane and sandbox."""
 
-    def __init__(self, kube: Kube, sandbox: SandboxHandle, log_path: Path) -> None:
-        self.kube, self.sandbox, self.log_path = kube, sandbox, log_path
+    def __init__(self, kube: Kube, sandbox: SandboxHandle, log_path: Path, namespace: str = "") -> None:
+        self.kube, self.sandbox, self.log_path, self.namespace = kube, sandbox, log_path, namespace
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -159,7 +159,10 @@ class Operator:
         }
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "kaib.cli", "run", "--watch-timeout", "60"],
+                [
+                    *(sys.executable, "-m", "kaib.cli", "run", "--watch-timeout", "60"),
+                    *(("-n", self.namespace) if self.namespace else ()),
+                ],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -476,21 +479,26 @@ def real_sandbox() -> Iterator[SandboxHandle]:
 
 
 def test_a_real_build_exports_the_customized_disk(
-    kube: Kube, real_sandbox: SandboxHandle, tmp_path_factory: pytest.TempPathFactory
+    kube: Kube,
+    real_sandbox: SandboxHandle,
+    vhd_operator: Operator,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     """Real Packer customizes a real sandbox VM; the VHD's data is a tar of that VM's disk changes."""
-    op = Operator(kube, real_sandbox, tmp_path_factory.mktemp("vhd-real") / "operator.log")
+    ns = kube.namespace(f"vhd-real-{uuid.uuid4().hex[:6]}")
+    vhd_operator.stop()  # it watches every namespace, against the other sandbox: it must not take this build
+    op = Operator(kube, real_sandbox, tmp_path_factory.mktemp("vhd-real") / "operator.log", namespace=ns)
     op.start()
     try:
         tmpl = vhd_template(real_sandbox, "vhd-real")
         tmpl["spec"]["customize"] = [
             {"type": "Shell", "name": "mark", "inline": ["echo built-by-kaib | sudo tee /etc/kaib-built"]}
         ]
-        ns = kube.namespace(f"vhd-real-{uuid.uuid4().hex[:6]}")
         apply(kube, ns, tmpl, image_build("vhd-real-1", "vhd-real"))
         status = wait_finished(kube, op, ns, "vhd-real-1")["status"]
     finally:
         op.stop()
+        vhd_operator.start()
     assert status["phase"] == "Succeeded", json.dumps(status, indent=1)
     account, _, key = _staging_account(real_sandbox, status)
     blob = BlobClient.from_blob_url(
