@@ -13,8 +13,12 @@ Run it with `kaib sandbox [--config FILE] [--state FILE] [--port N] [--env-file 
     NO_PROXY=127.0.0.1,localhost
 
 Any GUID subscription works. SIGTERM/SIGINT stop everything it started, Azurite included; the
-env file is removed then. --state FILE keeps resources (and, in FILE.d/, the CA, the token secret
-and Azurite's blobs) across restarts.
+env file is removed then. --state FILE keeps across restarts everything the sandbox answers from:
+resources, long-running operations, running modelled containers (resumed to their outcome and end
+time), the knobs (faults, policies, outcomes, quotas, latency; they replace --config's and
+--latency-scale's on a restart), both ports (ARM's unless --port says otherwise, and Azurite's, so URLs
+handed out stay valid) and, in FILE.d/, the CA, the token secret and Azurite's blobs. Not kept: the
+request log, counters and throttling buckets. An action in flight at the stop counts as done.
 
 Modules, in the order a request meets them:
 - `app.py`: one running sandbox (TLS files, Azurite, engine, server, env, persistence); `cli.py`.
