@@ -18,6 +18,7 @@ from tests.unit.test_controller_engine import FakeKube, make_engine, objects
 
 STAGING = "/subscriptions/s/resourceGroups/IT_stage"
 IMAGE = "/subscriptions/s/resourceGroups/images/providers/Microsoft.Compute/images/golden"
+VHD = "https://kaibaccount.blob.core.windows.net/vhds/b1/disk.vhd"
 
 
 def late_build(current: str, minutes_ago: int = 10) -> dict[str, Any]:
@@ -67,7 +68,8 @@ def test_timeout_during_distribution_fails_it_cleans_up_and_names_what_was_begun
     monkeypatch.setitem(engine.SIMPLE_STEPS, "distribute", never)
     b = late_build("distribute")
     b["status"]["runOutputs"] = [
-        {"runOutputName": "golden", "artifactId": IMAGE, "provisioningState": "Creating"}
+        {"runOutputName": "golden", "artifactId": IMAGE, "provisioningState": "Creating"},
+        {"runOutputName": "disk", "artifactUri": VHD, "provisioningState": "Creating"},
     ]
 
     first = advance(b)
@@ -87,7 +89,11 @@ def test_timeout_during_distribution_fails_it_cleans_up_and_names_what_was_begun
     assert second.status["phase"] == "Failed" and second.requeue is None
     message = second.status["message"]
     assert "during step distribute" in message and "the build's resources are deleted" in message
-    assert f"{IMAGE} (Creating)" in message and "yours to keep or delete" in message
+    assert (
+        f"{IMAGE} (Creating)" in message
+        and f"{VHD} (Creating)" in message
+        and "yours to keep or delete" in message
+    )
     assert [e.reason for e in second.events] == ["Failed"]
 
 

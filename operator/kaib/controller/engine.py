@@ -367,7 +367,10 @@ def _distributed(run: Run) -> str:
     outputs = run.status.data.get("runOutputs") or []
     if not outputs:
         return ""
-    made = ", ".join(f"{o.get('artifactId')} ({o.get('provisioningState')})" for o in outputs)
+    # A VHD output has only an artifactUri.
+    made = ", ".join(
+        f"{o.get('artifactId') or o.get('artifactUri')} ({o.get('provisioningState')})" for o in outputs
+    )
     return (
         f"; distribution had begun: {made}; these are yours to keep or delete "
         "(one still Creating may yet appear in Azure)"
