@@ -6,27 +6,21 @@ what it needs, the limit and the current use."""
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 
 from azure.mgmt.compute import ComputeManagementClient
 from azure.mgmt.containerinstance import ContainerInstanceManagementClient
 
+from kaib.devenv.manifests import LOCATION, image_build
+from tests.fixtures.builds import apply, condition, events, unique_template, wait_phase
 from tests.fixtures.controlplane import Kube
+from tests.fixtures.operator import StartOperator
 from tests.fixtures.sandbox import SandboxHandle
-from tests.integration.namespaced_operator import (
-    LOCATION,
-    NamespacedOperator,
-    apply,
-    build,
-    condition,
-    template,
-)
 
 FAMILY = "standardBSFamily"  # Standard_B2s: 2 vCPUs
 
 
 def test_a_build_over_its_family_quota_fails_in_preflight_with_nothing_created(
-    kube: Kube, sandbox: SandboxHandle, tmp_path: Path
+    kube: Kube, sandbox: SandboxHandle, start_operator: StartOperator
 ) -> None:
     ns = kube.namespace(f"quota-{uuid.uuid4().hex[:6]}")
     served = {u.name.value: u for u in sandbox.client(ComputeManagementClient).usage.list(LOCATION)}
@@ -39,15 +33,16 @@ def test_a_build_over_its_family_quota_fails_in_preflight_with_nothing_created(
     groups_in_use = int(aci["ContainerGroups"].current_value)
     sandbox.set_quota("compute", **{FAMILY: in_use + 1})  # one vCPU left; the build needs two
     try:
-        with NamespacedOperator(kube, sandbox, ns, tmp_path / "operator.log") as op:
-            apply(kube, ns, template("q", sandbox), build("q-1", "q"))
-            final = op.wait_phase("q-1")
-            events = op.events("q-1")
-            # The same for the builder's container group: no ContainerGroups left in the region.
-            sandbox.set_quota("compute", **{FAMILY: int(served[FAMILY].limit)})
-            sandbox.set_quota("aci", ContainerGroups=groups_in_use)
-            apply(kube, ns, template("qa", sandbox), build("qa-1", "qa"))
-            aci_final = op.wait_phase("qa-1")
+        op = start_operator(namespace=ns)
+        apply(kube, ns, unique_template("q", sandbox), image_build("q-1", "q"))
+        final = wait_phase(kube, op, ns, "q-1", timeout=120)
+        q_events = events(kube, ns, "q-1")
+        # The same for the builder's container group: no ContainerGroups left in the region.
+        sandbox.set_quota("compute", **{FAMILY: int(served[FAMILY].limit)})
+        sandbox.set_quota("aci", ContainerGroups=groups_in_use)
+        apply(kube, ns, unique_template("qa", sandbox), image_build("qa-1", "qa"))
+        aci_final = wait_phase(kube, op, ns, "qa-1", timeout=120)
+        op.stop()
     finally:
         sandbox.set_quota("compute", **{FAMILY: int(served[FAMILY].limit)})
         sandbox.set_quota("aci", ContainerGroups=int(aci["ContainerGroups"].limit))
@@ -73,4 +68,4 @@ def test_a_build_over_its_family_quota_fails_in_preflight_with_nothing_created(
         if r["method"] in ("PUT", "POST") and status["buildId"] in r["path"]
     ]
     assert writes == [], writes
-    assert "PreflightFailed" in {e["reason"] for e in events if e["type"] == "Warning"}
+    assert "PreflightFailed" in {e["reason"] for e in q_events if e["type"] == "Warning"}

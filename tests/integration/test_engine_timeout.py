@@ -5,36 +5,31 @@ It costs ~6.5 minutes of CI: one build, nothing else."""
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 
+from kaib.devenv.manifests import image_build
+from tests.fixtures.builds import apply, condition, events, owned, unique_template, wait_phase
 from tests.fixtures.controlplane import Kube
+from tests.fixtures.operator import StartOperator
 from tests.fixtures.sandbox import SandboxHandle
-from tests.integration.namespaced_operator import (
-    NamespacedOperator,
-    apply,
-    build,
-    condition,
-    owned,
-    template,
-)
 
 TIMEOUT_MINUTES = 6
 
 
 def test_a_customizer_that_never_ends_times_out_and_nothing_is_left(
-    kube: Kube, sandbox: SandboxHandle, tmp_path: Path
+    kube: Kube, sandbox: SandboxHandle, start_operator: StartOperator
 ) -> None:
     ns = kube.namespace(f"timeout-{uuid.uuid4().hex[:6]}")
     scale = float(sandbox.call("GET", "latency")["scale"])
     sandbox.add_outcome("*", exitCode=0, seconds=3600 / scale)  # the modelled container runs an hour
     try:
-        with NamespacedOperator(kube, sandbox, ns, tmp_path / "operator.log") as op:
-            tmpl = template("slow", sandbox, buildTimeoutInMinutes=TIMEOUT_MINUTES)
-            apply(kube, ns, tmpl, build("slow-1", "slow"))
-            running = op.wait_phase("slow-1", frozenset({"Running"}), timeout=120)
-            assert running["status"]["subState"] in ("Building", "Customizing")
-            final = op.wait_phase("slow-1", timeout=TIMEOUT_MINUTES * 60 + 180)
-            events = op.events("slow-1")
+        op = start_operator(namespace=ns)
+        tmpl = unique_template("slow", sandbox, buildTimeoutInMinutes=TIMEOUT_MINUTES)
+        apply(kube, ns, tmpl, image_build("slow-1", "slow"))
+        running = wait_phase(kube, op, ns, "slow-1", {"Running"}, timeout=120)
+        assert running["status"]["subState"] in ("Building", "Customizing")
+        final = wait_phase(kube, op, ns, "slow-1", timeout=TIMEOUT_MINUTES * 60 + 180)
+        slow_events = events(kube, ns, "slow-1")
+        op.stop()
     finally:
         sandbox.clear_outcomes()
     status = final["status"]
@@ -49,8 +44,8 @@ def test_a_customizer_that_never_ends_times_out_and_nothing_is_left(
     assert status.get("operations") in (None, [])
     secrets = kube.kubectl("get", "secrets", "-n", ns, "-o", "name").stdout
     assert "slow-1" not in secrets, secrets
-    warnings = {e["reason"]: e["message"] for e in events if e["type"] == "Warning"}
+    warnings = {e["reason"]: e["message"] for e in slow_events if e["type"] == "Warning"}
     assert "buildTimeoutInMinutes" in warnings.get("CustomizeFailed", ""), warnings
     assert "buildTimeoutInMinutes" in warnings.get("Failed", ""), warnings
-    reasons = {e["reason"] for e in events}
+    reasons = {e["reason"] for e in slow_events}
     assert "CleaningUp" in reasons, reasons

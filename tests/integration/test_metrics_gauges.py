@@ -5,13 +5,14 @@ The same build has optimize.vmBoot Enabled: its subStates include Optimizing, be
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from kaib.devenv.manifests import image_build
+from tests.fixtures.builds import SubStates, apply, condition, events, get, unique_template
 from tests.fixtures.controlplane import Kube
+from tests.fixtures.operator import Operator, StartOperator
 from tests.fixtures.sandbox import SandboxHandle
-from tests.integration.namespaced_operator import NamespacedOperator, SubStates, apply, build, template
 
 VM_PUT = "Microsoft.Compute/virtualMachines:put"
 VM_PUT_DEFAULT = 60.0  # the sandbox's modelled seconds, restored afterwards
@@ -26,42 +27,49 @@ def gauge(text: str, name: str) -> dict[str, float]:
     }
 
 
-def test_gauges_follow_a_build_and_return_to_zero(kube: Kube, sandbox: SandboxHandle, tmp_path: Path) -> None:
+def scrape(op: Operator) -> str:
+    """The operator's /metrics text, once it serves them."""
+    text: str = op.wait_for("the metrics server", op.metrics, 60)
+    return text
+
+
+def test_gauges_follow_a_build_and_return_to_zero(
+    kube: Kube, sandbox: SandboxHandle, start_operator: StartOperator
+) -> None:
     ns = kube.namespace(f"gauges-{uuid.uuid4().hex[:6]}")
     # A VM create of ~4 real seconds: longer than the engine's in-process wait, so its operation is saved.
     scale = float(sandbox.call("GET", "latency")["scale"])
     sandbox.set_latency(**{VM_PUT: 4.0 / scale})
     try:
-        with (
-            NamespacedOperator(kube, sandbox, ns, tmp_path / "operator.log") as op,
-            SubStates(kube, ns, "g-1") as sub_states,
-        ):
-            tmpl = template("g", sandbox, optimize={"vmBoot": {"state": "Enabled"}})
-            apply(kube, ns, tmpl, build("g-1", "g"))
+        op = start_operator(namespace=ns)
+        with SubStates(kube, ns, "g-1") as sub_states:
+            tmpl = unique_template("g", sandbox, optimize={"vmBoot": {"state": "Enabled"}})
+            apply(kube, ns, tmpl, image_build("g-1", "g"))
             running: list[float] = []
             lros: list[float] = []
 
             def finished() -> bool:
-                text = op.scrape()
+                text = scrape(op)
                 running.append(gauge(text, "kaib_active_builds").get("Running", 0))
                 lros.append(sum(gauge(text, "kaib_azure_lro_in_flight").values()))
-                phase = (op.get("imagebuild", "g-1").get("status") or {}).get("phase")
+                phase = (get(kube, ns, "imagebuild", "g-1").get("status") or {}).get("phase")
                 return phase in ("Succeeded", "Failed", "Canceled")
 
             op.wait_for("the build to finish", finished, 120)
-            assert op.get("imagebuild", "g-1")["status"]["phase"] == "Succeeded"
+            assert get(kube, ns, "imagebuild", "g-1")["status"]["phase"] == "Succeeded"
             assert max(running) == 1, running
             assert max(lros) >= 1, lros
 
             def back_to_zero() -> bool:
-                text = op.scrape()
+                text = scrape(op)
                 return not any(gauge(text, "kaib_active_builds").values()) and not any(
                     gauge(text, "kaib_azure_lro_in_flight").values()
                 )
 
             op.wait_for("the gauges back at 0", back_to_zero, 30)
-            final = op.get("imagebuild", "g-1")
-            events = op.events("g-1")
+            final = get(kube, ns, "imagebuild", "g-1")
+            g_events = events(kube, ns, "g-1")
+        op.stop()
         # Validation is skipped (no inVMValidations): Optimizing comes between Customizing and Distributing.
         assert sub_states.seen == [
             "Queued",
@@ -71,30 +79,30 @@ def test_gauges_follow_a_build_and_return_to_zero(kube: Kube, sandbox: SandboxHa
             "Distributing",
             "CleaningUp",
         ]
-        optimized = next(c for c in final["status"]["conditions"] if c["type"] == "Optimized")
+        optimized = condition(final, "Optimized")
         assert optimized["reason"] == "NotAvailable", optimized
-        assert "OptimizeUnavailable" in {e["reason"] for e in events}
+        assert "OptimizeUnavailable" in {e["reason"] for e in g_events}
     finally:
         sandbox.set_latency(**{VM_PUT: VM_PUT_DEFAULT})
 
 
 def test_gauges_are_right_after_a_restart_and_after_a_deletion(
-    kube: Kube, sandbox: SandboxHandle, tmp_path: Path
+    kube: Kube, sandbox: SandboxHandle, start_operator: StartOperator
 ) -> None:
     """A build waiting for a template that does not exist stays Queued, and costs no Azure call."""
     ns = kube.namespace(f"gauges-{uuid.uuid4().hex[:6]}")
 
-    def queued(op: NamespacedOperator, expected: float) -> None:
+    def queued(op: Operator, expected: float) -> None:
         op.wait_for(
             f"kaib_active_builds{{phase=Queued}} == {expected}",
-            lambda: gauge(op.scrape(), "kaib_active_builds").get("Queued") == expected,
+            lambda: gauge(scrape(op), "kaib_active_builds").get("Queued") == expected,
             60,
         )
 
-    with NamespacedOperator(kube, sandbox, ns, tmp_path / "first.log") as op:
-        apply(kube, ns, build("waiting-1", "no-such-template"))
-        queued(op, 1)
-    with NamespacedOperator(kube, sandbox, ns, tmp_path / "second.log") as op:
-        queued(op, 1)  # a fresh process counts the build it found, not only those it saw change
-        kube.kubectl("delete", "-n", ns, "imagebuild", "waiting-1", "--timeout=60s")
-        queued(op, 0)
+    op = start_operator(namespace=ns)
+    apply(kube, ns, image_build("waiting-1", "no-such-template"))
+    queued(op, 1)
+    op.restart()
+    queued(op, 1)  # a fresh process counts the build it found, not only those it saw change
+    kube.kubectl("delete", "-n", ns, "imagebuild", "waiting-1", "--timeout=60s")
+    queued(op, 0)
