@@ -14,6 +14,7 @@ from kaib.azure.naming import BuildNames, Owner, build_id, staging_group_name
 from kaib.azure.resourcegroups import aib_tags
 from kaib.controller import orphans, sweeper
 from kaib.devenv import manifests
+from tests.fixtures.builds import apply, get
 from tests.fixtures.controlplane import Kube
 from tests.fixtures.operator import StartOperator
 from tests.fixtures.sandbox import SandboxHandle
@@ -253,16 +254,11 @@ def image_template(
     return manifests.image_template(name, sandbox, images, namespace=namespace, **spec)
 
 
-def get(kube: Kube, ns: str, kind: str, name: str) -> dict[str, Any]:
-    result: dict[str, Any] = json.loads(kube.kubectl("get", "-n", ns, kind, name, "-o", "json").stdout)
-    return result
-
-
 def start_build(
     kube: Kube, sandbox: SandboxHandle, ns: str, template: dict[str, Any], name: str, **outcome: Any
 ) -> str:
     """Apply a template and a build; the build's container group ends as `outcome` says. Its build id."""
-    kube.kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(template))
+    apply(kube, ns, template)
     created = create_object(kube, manifests.image_build(name, template["metadata"]["name"], namespace=ns))
     bid = build_id(created["metadata"]["uid"])
     sandbox.add_outcome(f"kaib-{bid}-builder", **outcome)
