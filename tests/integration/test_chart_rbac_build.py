@@ -16,15 +16,14 @@ import pytest
 import yaml
 
 from kaib import health
-from kaib.devenv.manifests import LOCATION, image_build, image_template
+from kaib.devenv.manifests import image_build, image_template
+from tests.fixtures import builds
+from tests.fixtures.builds import FINAL, apply
 from tests.fixtures.controlplane import Kube
 from tests.fixtures.operator import Operator
 from tests.fixtures.sandbox import SandboxHandle
 from tests.integration import test_chart_rbac
 from tests.integration.test_chart_render import CHART, KUBE_VERSION, _run
-
-FINAL = {"Succeeded", "PartiallySucceeded", "Failed", "Canceled"}
-
 
 helm = test_chart_rbac.helm  # the fixture
 
@@ -116,11 +115,7 @@ def build(namespace: str, name: str = "rbac-ubuntu-1", template_name: str = "rba
 
 
 def images_group(sandbox: SandboxHandle) -> str:
-    from azure.mgmt.resource.resources import ResourceManagementClient
-
-    client = sandbox.client(ResourceManagementClient)
-    client.resource_groups.create_or_update("rbac-images", {"location": LOCATION})
-    return f"/subscriptions/{sandbox.subscription_id}/resourceGroups/rbac-images"
+    return builds.images_group(sandbox, "rbac-images")
 
 
 def get_object(kube: Kube, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
@@ -178,8 +173,7 @@ def test_operator_with_only_the_chart_token_completes_a_build(
 ) -> None:
     mode, operator = chart_operator
     team = mode.team
-    for doc in (template(sandbox, images_group(sandbox), team), build(team)):
-        kube.kubectl("apply", "-f", "-", input=json.dumps(doc))
+    apply(kube, team, template(sandbox, images_group(sandbox), team), build(team))
     observed: list[dict[str, Any]] = []
     final = wait_final(kube, operator, team, "rbac-ubuntu-1", observed=observed)
     assert final["phase"] == "Succeeded", f"{json.dumps(final, indent=1)[-3000:]}\n{operator.log()[-6000:]}"
