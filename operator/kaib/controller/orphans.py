@@ -25,6 +25,11 @@ delete. The rules, each conservative:
   Azure was created by an owner that already existed, so the later Kubernetes list shows that owner
   unless it is really gone.
 
+An exported disk (a VHD distribution's grant of read access still in force, e.g. the operator died
+during the copy) cannot be deleted, nor can the VM whose OS disk it is: Azure answers 409 Conflict.
+The sweeper revokes the access (endGetAccess, after a GET shows diskState ActiveSAS) before
+deleting either: `disks_to_revoke` says which disks.
+
 Deletion goes in ARM's dependency order (the container group holds the ACI subnet; private endpoint
 -> private link service -> VMs -> NICs and disks -> load balancer -> VNet -> NSGs -> storage account
 -> the group), as the engine's cleanup does.
@@ -341,3 +346,19 @@ def plan(
         for rank in ranks
     )
     return Sweep(waves, tuple(waiting), tuple(kept))
+
+
+def disks_to_revoke(orphan: Orphan, deletes: Iterable[Orphan]) -> tuple[Orphan, ...]:
+    """The disks whose export must be revoked before `orphan` can go: itself when it is a disk; for a
+    VM, its build's disks in its group (its OS disk is one; a revoke of a disk not exported is skipped)."""
+    if orphan.resource.type == t.DISK:
+        return (orphan,)
+    if orphan.resource.type != t.VM or not orphan.build_id:
+        return ()
+    return tuple(
+        o
+        for o in deletes
+        if o.resource.type == t.DISK
+        and o.build_id == orphan.build_id
+        and o.resource.group_key == orphan.resource.group_key
+    )

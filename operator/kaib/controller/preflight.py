@@ -2,7 +2,7 @@
 
 Providers registered, quota for the build's VMs and builder, the user's subnets (existence, one VNet, ACI
 delegation, private link policies), the source image (resolving `latest`), what optimize.vmBoot
-cannot apply to, identities, distribution targets.
+cannot apply to, identities, distribution targets (a VHD `uri`: its storage account and container).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from kaib.azure import quota
 from kaib.azure.arm import list_names, to_rest
 from kaib.azure.compute import version_key
 from kaib.azure.spec import parse_resource_id
-from kaib.controller import optimize, steps
+from kaib.controller import optimize, steps, vhd
 from kaib.controller.run_context import Run
 from kaib.controller.stepresult import StepResult, azure_problem
 
@@ -69,6 +69,11 @@ async def preflight(run: Run) -> StepResult:
         problem = await _check_targets(run)
         if problem:
             return StepResult.fail(problem, reason="DistributionTargetNotFound")
+        for index, target in enumerate(spec.get("distribute") or []):
+            if target.get("type") == "VHD":
+                checked = await vhd.check_destination(run, index, target)
+                if checked is not None:
+                    return checked
     except Exception as exc:
         return azure_problem(run, exc, "preflight")
     return StepResult.done()

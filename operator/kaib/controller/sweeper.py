@@ -5,7 +5,8 @@ what carries kaib's ownership tag in those subscriptions (resources and resource
 `tagName eq` filter), list the live objects again (Azure first, then Kubernetes: see orphans.py),
 list the full contents of the groups concerned, plan, then delete wave by wave through the async
 step (never blocking the event loop, InUse and throttling retried, long-running operations kept in
-memory across rounds). A sweep that cannot list Kubernetes deletes nothing.
+memory across rounds); an exported disk's access is revoked before it, or its VM, is deleted. A
+sweep that cannot list Kubernetes deletes nothing.
 
 Reporting: a log line per deleted resource, `kaib_orphans_removed_total{resource_type}`, and one
 Kubernetes event per former owner, on its ImageTemplate when that exists, else on its Namespace
@@ -23,19 +24,20 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from azure.core.exceptions import ResourceNotFoundError
 
 from kaib import metrics
-from kaib.azure import async_step
+from kaib.azure import async_step, compute
 from kaib.azure import spec as t
 from kaib.azure.arm import Arm, to_rest
 from kaib.azure.async_step import Outcome, SavedOperation, StepSettings
 from kaib.azure.clients import AzureClients
+from kaib.azure.errors import classify
 from kaib.azure.naming import TAG_MANAGED_BY
 from kaib.azure.spec import ResourceSpec, parse_resource_id
-from kaib.controller import orphans
+from kaib.controller import orphans, vhd
 from kaib.controller.kube import BUILDS, GROUP, TEMPLATES, VERSION, Kube
 from kaib.controller.orphans import Found, Orphan, Sweep
 
@@ -203,7 +205,9 @@ class Sweeper:
         removed: list[Orphan] = []
         failed: list[tuple[Orphan, str]] = []
         for wave in sweep.waves:
-            outcomes = await asyncio.gather(*(self._delete_one(o) for o in wave))
+            outcomes = await asyncio.gather(
+                *(self._delete_one(o, orphans.disks_to_revoke(o, sweep.deletes)) for o in wave)
+            )
             for orphan, outcome in zip(wave, outcomes, strict=True):
                 if outcome.done:
                     removed.append(orphan)
@@ -215,22 +219,54 @@ class Sweeper:
                 break  # what depends on a resource still there waits for the next sweep
         return removed, failed
 
-    async def _delete_one(self, orphan: Orphan) -> Outcome:
+    async def _delete_one(self, orphan: Orphan, disks: Sequence[Orphan] = ()) -> Outcome:
+        """Delete one orphan, after revoking the access of any of `disks` that is exported."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.delete_budget
         spec = resource_spec(orphan.resource)
         ops = Arm(self.azure.for_subscription(spec.subscription_id))
         key = orphan.resource.key
         while True:
-            outcome = await async_step.delete(ops, spec, self.operations.get(key), self.step)
-            if outcome.operation is not None:
-                self.operations[key] = outcome.operation
-            else:
-                self.operations.pop(key, None)
+            # Before every attempt: a grant still running at the last one may have exported a disk since.
+            outcome = await self._revoke(disks)
+            if outcome.done:
+                outcome = await async_step.delete(ops, spec, self.operations.get(key), self.step)
+                self._keep(key, outcome)
             wait = outcome.requeue_after or self.step.requeue
             if outcome.state != "waiting" or loop.time() + wait > deadline:
                 return outcome
             await asyncio.sleep(wait)
+
+    async def _revoke(self, disks: Sequence[Orphan]) -> Outcome:
+        """Done when none of `disks` is exported any more (a GET first: most never were)."""
+        for disk in disks:
+            spec = resource_spec(disk.resource)
+            clients = self.azure.for_subscription(spec.subscription_id)
+            key = f"{disk.resource.key}/{vhd.REVOKE}"
+            saved = self.operations.get(key)
+            if saved is None:
+                try:
+                    body = await Arm(clients).get(spec)
+                except Exception as exc:
+                    failure = classify(exc)
+                    state: Literal["waiting", "failed"] = "waiting" if failure.retryable else "failed"
+                    return Outcome(state, requeue_after=failure.retry_after, failure=failure)
+                if not vhd.exported(body):
+                    continue
+                log.info("orphan sweeper: revoking the access to the exported disk %s", disk.resource.id)
+            revoke = compute.DiskAccess(clients).revoke(spec)
+            outcome = await async_step.action(revoke, spec, vhd.REVOKE, saved, self.step)
+            self._keep(key, outcome)
+            if not outcome.done:
+                return outcome
+        return Outcome("done")
+
+    def _keep(self, key: str, outcome: Outcome) -> None:
+        """Remember a long-running operation across rounds and sweeps (in memory)."""
+        if outcome.operation is not None:
+            self.operations[key] = outcome.operation
+        else:
+            self.operations.pop(key, None)
 
     # -- reporting --------------------------------------------------------------------------------
 

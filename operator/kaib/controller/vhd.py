@@ -187,6 +187,39 @@ async def destination(run: Run, target: Mapping[str, Any]) -> Destination | Step
     return Destination(where, {"account_name": where.account, "account_key": key}, ours=False)
 
 
+async def check_destination(run: Run, index: int, target: Mapping[str, Any]) -> StepResult | None:
+    """Preflight of a VHD target's `uri`, reading only: its storage account is in the build's
+    subscription with keys the operator may list (or the uri carries a SAS), and its container exists.
+    None when it looks fine. An empty uri means the staging account, which does not exist yet."""
+    uri = str(target.get("uri") or "")
+    if not uri:
+        return None
+    field = f"distribute[{index}].uri"
+    found = await destination(run, target)
+    if isinstance(found, StepResult):
+        if found.state != "failed":
+            return found
+        return StepResult.fail(f"{field} ({uri.split('?', 1)[0]}): {found.message}", found.reason)
+    what = f"{field}: reading {found.where.url}"
+    try:
+        async with found.blob() as blob:
+            await blob.get_blob_properties()
+    except ResourceNotFoundError as exc:
+        if str(getattr(exc, "error_code", "") or "") != "ContainerNotFound":
+            return None  # BlobNotFound: the copy creates the blob
+        return StepResult.fail(
+            f"{field}: container {found.where.container} does not exist in storage account "
+            f"{found.where.account}; create it (az storage container create -n {found.where.container} "
+            f"--account-name {found.where.account}), or leave uri empty to use the staging storage account",
+            reason="VhdDestinationNotFound",
+        )
+    except Exception as exc:
+        if found.credential is None and getattr(exc, "status_code", None) == 403:
+            return None  # a SAS may allow create and write but not read: the copy itself will tell
+        return _storage_problem(run, exc, what)
+    return None
+
+
 async def _account_key(run: Run, account: str) -> str | StepResult:
     """The key of a user's storage account in the build's subscription (the operator may list keys)."""
     cache = f"{run.subscription_id}/*/{account}".lower()
@@ -260,6 +293,13 @@ async def _grant(run: Run) -> str | StepResult:
     return sas
 
 
+def exported(disk: Mapping[str, Any] | None) -> bool:
+    """A disk with read access granted (diskState ActiveSAS or ActiveSASFrozen): Azure refuses to
+    delete it, or the VM whose OS disk it is, until the access is revoked."""
+    state = str(((disk or {}).get("properties") or {}).get("diskState") or "")
+    return state.startswith("ActiveSAS")
+
+
 async def revoke(run: Run) -> StepResult:
     """Revoke the OS disk's access if it is exported (GET first: most builds never exported it)."""
     disk = os_disk(run)
@@ -270,8 +310,7 @@ async def revoke(run: Run) -> StepResult:
             body = await Arm(run.clients).get(disk)
         except Exception as exc:
             return azure_problem(run, exc, f"reading the OS disk {disk.name}")
-        state = str(((body or {}).get("properties") or {}).get("diskState") or "")
-        if not state.startswith("ActiveSAS"):
+        if not exported(body):
             _save(run, f"{disk.id}/{GRANT}", None)
             return StepResult.done()
     begin = compute.DiskAccess(run.clients).revoke(disk)
