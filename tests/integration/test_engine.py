@@ -18,6 +18,11 @@ import pytest
 from kaib import health
 from kaib.devenv.manifests import LOCATION as LOCATION  # test_chaos and test_engine_real import it here
 from kaib.devenv.manifests import image_build, image_template
+from tests.fixtures import builds
+from tests.fixtures.builds import apply as apply  # test_engine_real imports it here
+from tests.fixtures.builds import condition as condition  # test_engine_real imports it here
+from tests.fixtures.builds import get, owned
+from tests.fixtures.builds import wait_phase as wait_phase  # test_engine_real imports it here
 from tests.fixtures.controlplane import Kube
 from tests.fixtures.operator import Operator as Operator  # test_chaos and test_engine_real import it here
 from tests.fixtures.operator import OperatorFailed
@@ -38,41 +43,7 @@ IMAGES_RG = "images"
 
 @pytest.fixture(scope="module")
 def images_group(sandbox: SandboxHandle) -> str:
-    from azure.mgmt.resource.resources import ResourceManagementClient
-
-    client = sandbox.client(ResourceManagementClient)
-    client.resource_groups.create_or_update(IMAGES_RG, {"location": LOCATION})
-    return f"/subscriptions/{sandbox.subscription_id}/resourceGroups/{IMAGES_RG}"
-
-
-def apply(kube: Kube, namespace: str, *docs: dict[str, Any]) -> None:
-    for doc in docs:
-        kube.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(doc))
-
-
-def get(kube: Kube, namespace: str, kind: str, name: str) -> dict[str, Any]:
-    out = kube.kubectl("get", "-n", namespace, kind, name, "-o", "json").stdout
-    result: dict[str, Any] = json.loads(out)
-    return result
-
-
-def wait_phase(
-    kube: Kube, op: Operator, namespace: str, name: str, phases: set[str], timeout: float = 90
-) -> dict[str, Any]:
-    def check() -> dict[str, Any] | None:
-        obj = get(kube, namespace, "imagebuild", name)
-        return obj if (obj.get("status") or {}).get("phase") in phases else None
-
-    try:
-        result: dict[str, Any] = op.wait_for(f"{name} in {phases}", check, timeout)
-    except OperatorFailed:
-        status = get(kube, namespace, "imagebuild", name).get("status")
-        raise AssertionError(f"status: {json.dumps(status, indent=1)[-4000:]}\n{op.log(tail=6000)}") from None
-    return result
-
-
-def owned(sandbox: SandboxHandle, build_id: str) -> list[dict[str, Any]]:
-    return [r for r in sandbox.inventory() if (r.get("tags") or {}).get("kaib.dev/build-id") == build_id]
+    return builds.images_group(sandbox, IMAGES_RG)
 
 
 def creates_per_resource(sandbox: SandboxHandle, build_id: str) -> Counter[str]:
@@ -98,13 +69,6 @@ def read_blob(sandbox: SandboxHandle, status: dict[str, Any], name: str) -> str:
     )
     data: bytes = container.get_blob_client(name).download_blob().readall()
     return data.decode()
-
-
-def condition(obj: dict[str, Any], type_: str) -> dict[str, Any]:
-    for c in (obj.get("status") or {}).get("conditions") or []:
-        if c["type"] == type_:
-            return dict(c)
-    raise AssertionError(f"no condition {type_}: {obj.get('status')}")
 
 
 def test_no_vnet_build_with_managed_image_succeeds(
@@ -144,8 +108,7 @@ def test_no_vnet_build_with_managed_image_succeeds(
     # kubectl wait works on Ready
     kube.kubectl("wait", "-n", ns, "--for=condition=Ready", "imagebuild/ubuntu-1", "--timeout=5s")
     # an event at each step
-    events = json.loads(kube.kubectl("get", "events", "-n", ns, "-o", "json").stdout)["items"]
-    reasons = {e["reason"] for e in events if e["involvedObject"]["name"] == "ubuntu-1"}
+    reasons = {e["reason"] for e in builds.events(kube, ns, "ubuntu-1")}
     assert {
         "Queued",
         "Started",
