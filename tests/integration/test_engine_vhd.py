@@ -1,5 +1,6 @@
 """VHD distribution end to end: the sandbox's disk export (grant access) with the unmodified SDKs, then
-`kaib run` as a process building VHDs into the staging storage account and into a user's container.
+`kaib run` as a process building VHDs into the staging storage account and into a user's container,
+refusing a missing destination in preflight, and the orphan sweeper removing a build's exported disk.
 """
 
 from __future__ import annotations
@@ -8,15 +9,10 @@ import io
 import json
 import os
 import shutil
-import signal
-import subprocess
-import sys
 import tarfile
-import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -27,14 +23,15 @@ from azure.mgmt.resource.resources import ResourceManagementClient
 from azure.mgmt.storage import StorageManagementClient
 from azure.storage.blob import BlobClient, BlobServiceClient
 
+from kaib.devenv.manifests import LOCATION, image_build, image_template
 from kaib.sandbox.diskexport import fixed_vhd, read_footer
+from tests.fixtures.builds import apply, condition, get, owned, wait_phase
 from tests.fixtures.controlplane import Kube
+from tests.fixtures.operator import Operator, StartOperator
 from tests.fixtures.runtime import RuntimeKit
 from tests.fixtures.sandbox import SandboxHandle, start_sandbox, stop_sandbox
 
-LOC = "westus"
-API = "kaib.dev/v1alpha1"
-TERMINAL = {"Succeeded", "PartiallySucceeded", "Failed", "Canceled"}
+LOC = LOCATION
 SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ9sandbox test@kaib"
 UBUNTU = {"publisher": "Canonical", "offer": "ubuntu-24_04-lts", "sku": "server", "version": "latest"}
 
@@ -138,93 +135,6 @@ def test_disk_export_serves_the_disk_bytes_and_follows_azure_rules(sandbox: Sand
 
 
 # -- the engine: kaib run builds VHDs -------------------------------------------------------------
-# The minimum of test_engine.py's helpers, copied: that module's Operator is being moved to a shared
-# fixture, and this file must not depend on its shape.
-
-
-class Operator:
-    """`kaib run` as a process against the test's control plane and sandbox."""
-
-    def __init__(self, kube: Kube, sandbox: SandboxHandle, log_path: Path, namespace: str = "") -> None:
-        self.kube, self.sandbox, self.log_path, self.namespace = kube, sandbox, log_path, namespace
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        env = {
-            **os.environ,
-            **self.sandbox.env,
-            "KUBECONFIG": self.kube.kubeconfig,
-            "KAIB_POLLING_INTERVAL": "0.05",
-            "KAIB_METRICS_PORT": "0",
-        }
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    *(sys.executable, "-m", "kaib.cli", "run", "--watch-timeout", "60"),
-                    *(("-n", self.namespace) if self.namespace else ()),
-                ],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-6000:]
-
-    def wait_for(self, what: str, check: Callable[[], Any], timeout: float = 90) -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.process is not None and self.process.poll() is None, (
-                f"the operator died\n{self.log()}"
-            )
-            value = check()
-            if value:
-                return value
-            time.sleep(0.2)
-        raise AssertionError(f"timed out waiting for {what}\n--- operator log ---\n{self.log()}")
-
-
-def apply(kube: Kube, namespace: str, *docs: dict[str, Any]) -> None:
-    for doc in docs:
-        kube.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(doc))
-
-
-def get_build(kube: Kube, namespace: str, name: str) -> dict[str, Any]:
-    result: dict[str, Any] = json.loads(
-        kube.kubectl("get", "-n", namespace, "imagebuild", name, "-o", "json").stdout
-    )
-    return result
-
-
-def wait_finished(kube: Kube, op: Operator, namespace: str, name: str) -> dict[str, Any]:
-    def check() -> dict[str, Any] | None:
-        obj = get_build(kube, namespace, name)
-        return obj if (obj.get("status") or {}).get("phase") in TERMINAL else None
-
-    try:
-        result: dict[str, Any] = op.wait_for(f"{name} to finish", check)
-    except AssertionError as exc:
-        status = get_build(kube, namespace, name).get("status")
-        raise AssertionError(f"status: {json.dumps(status, indent=1)[-4000:]}\n{exc}") from None
-    return result
-
-
-def owned(sandbox: SandboxHandle, build_id: str) -> list[dict[str, Any]]:
-    return [r for r in sandbox.inventory() if (r.get("tags") or {}).get("kaib.dev/build-id") == build_id]
 
 
 def creates_per_resource(sandbox: SandboxHandle, build_id: str) -> Counter[str]:
@@ -237,31 +147,9 @@ def creates_per_resource(sandbox: SandboxHandle, build_id: str) -> Counter[str]:
 
 
 def vhd_template(sandbox: SandboxHandle, name: str, **target: Any) -> dict[str, Any]:
-    spec = {
-        "source": {"type": "PlatformImage", **UBUNTU},
-        "customize": [{"type": "Shell", "name": "hello", "inline": ["echo hello"]}],
-        "distribute": [{"type": "VHD", "runOutputName": "vhd", **target}],
-        "vmProfile": {"vmSize": "Standard_B2s"},
-        "azure": {"subscriptionId": sandbox.subscription_id, "location": LOC},
-    }
-    return {"apiVersion": API, "kind": "ImageTemplate", "metadata": {"name": name}, "spec": spec}
-
-
-def image_build(name: str, template_name: str) -> dict[str, Any]:
-    spec = {"templateRef": {"name": template_name}}
-    return {"apiVersion": API, "kind": "ImageBuild", "metadata": {"name": name}, "spec": spec}
-
-
-@pytest.fixture(scope="module")
-def vhd_operator(
-    kube: Kube, sandbox: SandboxHandle, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Operator]:
-    op = Operator(kube, sandbox, tmp_path_factory.mktemp("vhd-operator") / "operator.log")
-    op.start()
-    try:
-        yield op
-    finally:
-        op.stop()
+    """The smallest template, its one target a VHD (so no images group: the default target is replaced)."""
+    distribute = [{"type": "VHD", "runOutputName": "vhd", **target}]
+    return image_template(name, sandbox, "", distribute=distribute)
 
 
 def _staging_account(sandbox: SandboxHandle, status: dict[str, Any]) -> tuple[str, str, str]:
@@ -305,13 +193,11 @@ def _assert_clean(sandbox: SandboxHandle, status: dict[str, Any]) -> None:
     assert len(grants) == 1 and len(revokes) >= 1, (grants, revokes)
 
 
-def test_vhd_into_the_staging_storage_account(
-    kube: Kube, sandbox: SandboxHandle, vhd_operator: Operator
-) -> None:
+def test_vhd_into_the_staging_storage_account(kube: Kube, sandbox: SandboxHandle, operator: Operator) -> None:
     ns = kube.namespace(f"vhd-{uuid.uuid4().hex[:6]}")
     tmpl = vhd_template(sandbox, "vhd", artifactTags={"team": "images", "build-kind": "vhd"})
     apply(kube, ns, tmpl, image_build("vhd-1", "vhd"))
-    done = wait_finished(kube, vhd_operator, ns, "vhd-1")
+    done = wait_phase(kube, operator, ns, "vhd-1")
     status = done["status"]
     assert status["phase"] == "Succeeded", json.dumps(status, indent=1)
     (output,) = status["runOutputs"]
@@ -330,7 +216,7 @@ def test_vhd_into_the_staging_storage_account(
     _assert_clean(sandbox, status)
 
 
-def test_vhd_into_a_users_container(kube: Kube, sandbox: SandboxHandle, vhd_operator: Operator) -> None:
+def test_vhd_into_a_users_container(kube: Kube, sandbox: SandboxHandle, operator: Operator) -> None:
     group = _group(sandbox, "vhd-user-")
     account, endpoint, key = _account(sandbox, group)
     service = BlobServiceClient(endpoint, credential={"account_name": account, "account_key": key})
@@ -338,7 +224,7 @@ def test_vhd_into_a_users_container(kube: Kube, sandbox: SandboxHandle, vhd_oper
     uri = f"{endpoint.rstrip('/')}/images/golden/ubuntu.vhd"
     ns = kube.namespace(f"vhd-uri-{uuid.uuid4().hex[:6]}")
     apply(kube, ns, vhd_template(sandbox, "vhd-uri", uri=uri), image_build("vhd-uri-1", "vhd-uri"))
-    done = wait_finished(kube, vhd_operator, ns, "vhd-uri-1")
+    done = wait_phase(kube, operator, ns, "vhd-uri-1")
     status = done["status"]
     assert status["phase"] == "Succeeded", json.dumps(status, indent=1)
     assert status["runOutputs"] == [
@@ -366,7 +252,7 @@ def _granting(kube: Kube, op: Operator, namespace: str, name: str) -> dict[str, 
     """Wait until the build's status holds the saved grant operation (written, so a kill loses nothing)."""
 
     def check() -> dict[str, Any] | None:
-        status = get_build(kube, namespace, name).get("status") or {}
+        status = get(kube, namespace, "imagebuild", name).get("status") or {}
         ops = status.get("operations") or []
         return status if any(o.get("action") == "beginGetAccess" for o in ops) else None
 
@@ -375,15 +261,15 @@ def _granting(kube: Kube, op: Operator, namespace: str, name: str) -> dict[str, 
 
 
 def test_operator_killed_while_the_disk_is_granted_resumes_the_same_grant(
-    kube: Kube, slow_grant: SandboxHandle, vhd_operator: Operator
+    kube: Kube, slow_grant: SandboxHandle, operator: Operator
 ) -> None:
     sandbox = slow_grant
     ns = kube.namespace(f"vhd-kill-{uuid.uuid4().hex[:6]}")
     apply(kube, ns, vhd_template(sandbox, "vhd-kill"), image_build("vhd-kill-1", "vhd-kill"))
-    _granting(kube, vhd_operator, ns, "vhd-kill-1")
-    vhd_operator.kill()
-    vhd_operator.start()
-    status = wait_finished(kube, vhd_operator, ns, "vhd-kill-1")["status"]
+    _granting(kube, operator, ns, "vhd-kill-1")
+    operator.kill()
+    operator.start()
+    status = wait_phase(kube, operator, ns, "vhd-kill-1")["status"]
     assert status["phase"] == "Succeeded", json.dumps(status, indent=1)
     account, endpoint, key = _staging_account(sandbox, status)
     service = BlobServiceClient(endpoint, credential={"account_name": account, "account_key": key})
@@ -394,16 +280,16 @@ def test_operator_killed_while_the_disk_is_granted_resumes_the_same_grant(
 
 
 def test_cancel_while_the_disk_is_granted_revokes_and_deletes_everything(
-    kube: Kube, slow_grant: SandboxHandle, vhd_operator: Operator
+    kube: Kube, slow_grant: SandboxHandle, operator: Operator
 ) -> None:
     sandbox = slow_grant
     ns = kube.namespace(f"vhd-cancel-{uuid.uuid4().hex[:6]}")
     apply(kube, ns, vhd_template(sandbox, "vhd-cancel"), image_build("vhd-cancel-1", "vhd-cancel"))
-    _granting(kube, vhd_operator, ns, "vhd-cancel-1")
+    _granting(kube, operator, ns, "vhd-cancel-1")
     kube.kubectl(
         "patch", "-n", ns, "imagebuild", "vhd-cancel-1", "--type=merge", "-p", '{"spec": {"cancel": true}}'
     )
-    status = wait_finished(kube, vhd_operator, ns, "vhd-cancel-1")["status"]
+    status = wait_phase(kube, operator, ns, "vhd-cancel-1")["status"]
     assert status["phase"] == "Canceled", json.dumps(status, indent=1)
     assert owned(sandbox, status["buildId"]) == []  # the exported disk was revoked, then deleted
     staging = status["stagingResourceGroup"].lower()
@@ -418,22 +304,95 @@ def test_cancel_while_the_disk_is_granted_revokes_and_deletes_everything(
     assert any("endgetaccess" in r["path"].lower() and r["status"] == 202 for r in posts), posts
 
 
-def test_a_missing_user_container_fails_clearly_and_leaves_nothing(
-    kube: Kube, sandbox: SandboxHandle, vhd_operator: Operator
+def _writes(sandbox: SandboxHandle, build_id: str) -> list[dict[str, Any]]:
+    return [
+        r
+        for r in sandbox.requests(limit=20000)
+        if r.get("method") in ("PUT", "POST", "PATCH", "DELETE") and build_id in str(r.get("path"))
+    ]
+
+
+@pytest.mark.parametrize("missing", ["container", "account"])
+def test_a_missing_destination_fails_in_preflight_and_creates_nothing(
+    kube: Kube, sandbox: SandboxHandle, operator: Operator, missing: str
 ) -> None:
-    group = _group(sandbox, "vhd-nocontainer-")
-    _, endpoint, _ = _account(sandbox, group)
-    uri = f"{endpoint.rstrip('/')}/missing/ubuntu.vhd"
+    service = None
+    if missing == "container":
+        group = _group(sandbox, "vhd-nocontainer-")
+        account, endpoint, key = _account(sandbox, group)
+        service = BlobServiceClient(endpoint, credential={"account_name": account, "account_key": key})
+        uri = f"{endpoint.rstrip('/')}/missing/ubuntu.vhd"
+        expected = f"container missing does not exist in storage account {account}"
+    else:  # never contacted: the account is looked up in the subscription first
+        account = f"nosuch{uuid.uuid4().hex[:12]}"
+        uri = f"https://{account}.blob.core.windows.net/images/ubuntu.vhd"
+        expected = f"no storage account {account} in subscription {sandbox.subscription_id}"
     ns = kube.namespace(f"vhd-missing-{uuid.uuid4().hex[:6]}")
-    apply(
-        kube, ns, vhd_template(sandbox, "vhd-missing", uri=uri), image_build("vhd-missing-1", "vhd-missing")
-    )
-    status = wait_finished(kube, vhd_operator, ns, "vhd-missing-1")["status"]
+    tmpl = vhd_template(sandbox, "vhd-missing", uri=uri)
+    tmpl["spec"]["distribute"].insert(0, {"type": "VHD", "runOutputName": "staged"})  # no uri: not checked
+    apply(kube, ns, tmpl, image_build("vhd-missing-1", "vhd-missing"))
+    final = wait_phase(kube, operator, ns, "vhd-missing-1")
+    status = final["status"]
     assert status["phase"] == "Failed", json.dumps(status, indent=1)
-    assert "ContainerNotFound" in status["message"] and "create it" in status["message"]
-    distributed = next(c for c in status["conditions"] if c["type"] == "Distributed")
-    assert distributed["reason"] == "VhdDestinationNotFound"
-    assert owned(sandbox, status["buildId"]) == []  # the exported disk was revoked and deleted
+    message = status["message"]
+    assert "distribute[1].uri" in message and expected in message, message
+    preflight = condition(final, "PreflightPassed")
+    assert preflight["status"] == "False" and preflight["reason"] == "VhdDestinationNotFound", preflight
+    assert condition(final, "Stalled")["status"] == "True"
+    assert not status.get("stagingResourceGroup") and not status.get("runOutputs")
+    assert _writes(sandbox, status["buildId"]) == []  # failed before anything was created
+    if service is not None:
+        assert [c.name for c in service.list_containers()] == []  # read only: the container was not made
+
+
+# A short grace period and frequent sweeps, as tests/integration/test_orphans.py configures them.
+SWEEP_SOON = {"KAIB_ORPHAN_GRACE_SECONDS": "2", "KAIB_ORPHAN_INTERVAL_SECONDS": "1"}
+
+
+def test_the_sweeper_revokes_and_deletes_an_orphaned_exported_disk(
+    kube: Kube, slow_grant: SandboxHandle, operator: Operator, start_operator: StartOperator
+) -> None:
+    """The operator dies during the grant; the build goes while it is down (finalizer removed by hand).
+    The disk ends exported, which refuses every delete (of the disk and of its VM) until revoked."""
+    sandbox = slow_grant
+    ns = kube.namespace(f"vhd-orphan-{uuid.uuid4().hex[:6]}")
+    operator.stop()  # it watches every namespace: this build is for the one the test starts
+    try:
+        op = start_operator(namespace=ns, env=SWEEP_SOON)
+        apply(kube, ns, vhd_template(sandbox, "vhd-orphan"), image_build("vhd-orphan-1", "vhd-orphan"))
+        status = _granting(kube, op, ns, "vhd-orphan-1")
+        op.kill()
+        build_id = status["buildId"]
+        disk = f"{status['stagingResourceGroup']}/providers/Microsoft.Compute/disks/kaib-{build_id}-osdisk"
+        kube.kubectl(
+            "patch",
+            "-n",
+            ns,
+            "imagebuild",
+            "vhd-orphan-1",
+            "--type=merge",
+            "-p",
+            '{"metadata": {"finalizers": null}}',
+        )
+        kube.kubectl("delete", "-n", ns, "imagebuild", "vhd-orphan-1", "--wait=true", "--timeout=30s")
+        staging = status["stagingResourceGroup"].lower()
+
+        def left() -> list[str]:
+            return [r["id"].lower() for r in sandbox.inventory() if build_id in r["id"].lower()]
+
+        assert disk.lower() in left()
+        op.start()
+        op.wait_for("the orphaned build's resources to be swept", lambda: not left(), timeout=120)
+    finally:
+        operator.start()
+    log = op.log().lower()
+    assert f"orphan sweeper: revoking the access to the exported disk {disk.lower()}" in log
+    assert f"orphan sweeper: deleted {disk.lower()}," in log
+    revokes = [r for r in _writes(sandbox, build_id) if "endgetaccess" in str(r["path"]).lower()]
+    assert revokes and all(r["status"] == 202 for r in revokes), revokes
+    # The template is alive: its staging group and storage account stay.
+    kept = sorted(r["type"] for r in sandbox.inventory() if r["id"].lower().startswith(staging))
+    assert "Microsoft.Storage/storageAccounts" in kept and "Microsoft.Compute/disks" not in kept, kept
 
 
 def test_the_real_runtime_exports_the_vms_disk_changes(sandbox_runtime: RuntimeKit) -> None:
@@ -481,12 +440,12 @@ def real_sandbox() -> Iterator[SandboxHandle]:
 def test_a_real_build_exports_the_customized_disk(
     kube: Kube,
     real_sandbox: SandboxHandle,
-    vhd_operator: Operator,
+    operator: Operator,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     """Real Packer customizes a real sandbox VM; the VHD's data is a tar of that VM's disk changes."""
     ns = kube.namespace(f"vhd-real-{uuid.uuid4().hex[:6]}")
-    vhd_operator.stop()  # it watches every namespace, against the other sandbox: it must not take this build
+    operator.stop()  # it watches every namespace, against the other sandbox: it must not take this build
     op = Operator(kube, real_sandbox, tmp_path_factory.mktemp("vhd-real") / "operator.log", namespace=ns)
     op.start()
     try:
@@ -495,10 +454,10 @@ def test_a_real_build_exports_the_customized_disk(
             {"type": "Shell", "name": "mark", "inline": ["echo built-by-kaib | sudo tee /etc/kaib-built"]}
         ]
         apply(kube, ns, tmpl, image_build("vhd-real-1", "vhd-real"))
-        status = wait_finished(kube, op, ns, "vhd-real-1")["status"]
+        status = wait_phase(kube, op, ns, "vhd-real-1")["status"]
     finally:
         op.stop()
-        vhd_operator.start()
+        operator.start()
     assert status["phase"] == "Succeeded", json.dumps(status, indent=1)
     account, _, key = _staging_account(real_sandbox, status)
     blob = BlobClient.from_blob_url(
