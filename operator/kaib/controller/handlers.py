@@ -143,7 +143,13 @@ def register(registry: kopf.OperatorRegistry) -> None:
         if reason == "create":
             created = await templates.auto_run(state.engine.kube, dict(body))
             if created:
-                kopf.info(cast(Any, dict(body)), reason="AutoRun", message=f"created ImageBuild {created}")
+                # kopf.event, not kopf.info: posted whatever settings.posting.level (WARNING, see run.py)
+                kopf.event(
+                    cast(Any, dict(body)),
+                    type="Normal",
+                    reason="AutoRun",
+                    message=f"created ImageBuild {created}",
+                )
 
     @kopf.on.delete(GROUP, VERSION, TEMPLATES, registry=registry)
     async def template_deleted(
