@@ -135,6 +135,22 @@ def test_no_copy_while_access_is_being_granted(monkeypatch: pytest.MonkeyPatch, 
     assert result.state == "waiting" and result.requeue == 1.5 and blob.copies == []
 
 
+def test_a_container_deleted_during_the_build_fails_the_copy_clearly(
+    monkeypatch: pytest.MonkeyPatch, run: Any
+) -> None:
+    """Preflight saw the container; if it is gone by distribution, the copy says so (not retried)."""
+
+    class GoneContainer(FakeBlob):
+        async def start_copy_from_url(self, url: str, metadata: dict[str, str]) -> None:
+            exc = ResourceNotFoundError("ContainerNotFound")
+            exc.error_code = "ContainerNotFound"  # type: ignore[attr-defined]  # as azure-storage-blob sets it
+            raise exc
+
+    result, _ = copy(monkeypatch, run, GoneContainer(None), FakeGrant())
+    assert result.state == "failed" and result.reason == "VhdDestinationNotFound"
+    assert "ContainerNotFound" in result.message and "create it" in result.message
+
+
 def test_access_is_revoked_only_when_every_vhd_is_copied(monkeypatch: pytest.MonkeyPatch, run: Any) -> None:
     revoked: list[bool] = []
     answers = {"a": StepResult.done(), "b": StepResult.wait(0.5, "copying")}
