@@ -186,3 +186,33 @@ def test_a_failed_step_is_saved_before_cleanup_starts() -> None:
     assert steps["staging"] == "Failed" and "cleanup" not in steps, steps
     assert "ImageTemplate t no longer exists" in result.status["message"]
     assert result.requeue == 0.0  # written now; cleanup follows in the next round
+
+
+def _in_cleanup(**spec: Any) -> dict[str, Any]:
+    """A build whose steps are all settled and whose cleanup runs (nothing recorded to delete)."""
+    settled = [{"name": n, "state": "Done"} for n in ("preflight", "staging", "network", "buildvm")]
+    settled += [{"name": n, "state": "Done"} for n in ("builder", "customize", "validate")]
+    settled += [{"name": "optimize", "state": "Skipped"}, {"name": "distribute", "state": "Done"}]
+    b = build("a", phase="Running", buildId="x", steps=[*settled, {"name": "cleanup", "state": "Running"}])
+    b["status"]["template"] = {"spec": {"source": {"type": "PlatformImage"}}}
+    b["spec"].update(spec)
+    return b
+
+
+def test_cancel_during_cleanup_keeps_the_outcome_the_build_had() -> None:
+    """The image is distributed: a late cancel must not report Canceled (cleanup runs either way)."""
+    late = _in_cleanup(cancel=True)
+    result = asyncio.run(engine.advance(make_engine(FakeKube(objects(late))), late))
+    assert result.status["phase"] == "Succeeded" and result.requeue is None
+    failed = _in_cleanup(cancel=True)
+    failed["status"]["steps"][5]["state"] = "Failed"  # customize
+    result = asyncio.run(engine.advance(make_engine(FakeKube(objects(failed))), failed))
+    assert result.status["phase"] == "Failed"
+
+
+def test_cancel_while_a_step_runs_cancels() -> None:
+    running = _in_cleanup(cancel=True)
+    running["status"]["steps"][8]["state"] = "Running"  # distribute
+    running["status"]["steps"][9]["state"] = "Pending"  # cleanup
+    result = asyncio.run(engine.advance(make_engine(FakeKube(objects(running))), running))
+    assert result.status["phase"] == "Canceled"

@@ -81,7 +81,7 @@ async def advance(engine: Engine, build: Mapping[str, Any]) -> Advance:
     cancel = bool((build.get("spec") or {}).get("cancel"))
     if status.phase == "Queued":
         return await _queued(run, cancel)
-    if status.phase == "Running" and cancel:
+    if status.phase == "Running" and cancel and _outcome_open(run):
         status.data["phase"] = "Canceling"
         status.working("Canceling", "canceled (spec.cancel); deleting the build's resources")
         run.event("Canceling", "canceled by spec.cancel; cleaning up")
@@ -96,6 +96,18 @@ async def advance(engine: Engine, build: Mapping[str, Any]) -> Advance:
             "Timeout",
         )
     return await _work(run)
+
+
+def _outcome_open(run: Run) -> bool:
+    """Whether a cancel still changes how the build ends: not once every step settled or one failed
+    (cleanup has begun or is next). The image is then distributed, or the build failed, and the
+    phase must say so; cleanup deletes the same resources either way."""
+    status = run.status
+    return (
+        status.step_state("cleanup") == "Pending"
+        and status.current_step() is not None
+        and not (_blocking_failures(run))
+    )
 
 
 def _timed_out(run: Run) -> bool:
