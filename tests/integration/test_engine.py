@@ -205,41 +205,6 @@ def test_abort_keeps_resources_until_the_build_is_deleted(
     assert_nothing_left(sandbox, status["buildId"])
 
 
-def test_cancel_while_customizing_cleans_up(
-    kube: Kube, outcomes: SandboxHandle, operator: Operator, images_group: str
-) -> None:
-    sandbox = outcomes
-    sandbox.add_outcome("*", exitCode=0, seconds=real(60))
-    ns = kube.namespace(f"cancel-{uuid.uuid4().hex[:6]}")
-    apply(kube, ns, template("t", sandbox, images_group), build("b", "t"))
-    bid = build_id_of(kube, ns, "b", operator)
-    wait_substate(kube, operator, ns, "b", "Customizing")
-    kube.kubectl("patch", "-n", ns, "imagebuild", "b", "--type=merge", "-p", '{"spec": {"cancel": true}}')
-    done = wait_phase(kube, operator, ns, "b", {"Succeeded", "Failed", "Canceled"}, timeout=60)
-    assert done["status"]["phase"] == "Canceled"
-    assert condition(done, "Stalled")["status"] == "True"
-    assert_nothing_left(sandbox, bid)
-
-
-def test_delete_while_customizing_cleans_up(
-    kube: Kube, outcomes: SandboxHandle, operator: Operator, images_group: str
-) -> None:
-    sandbox = outcomes
-    sandbox.add_outcome("*", exitCode=0, seconds=real(60))
-    ns = kube.namespace(f"delete-{uuid.uuid4().hex[:6]}")
-    apply(kube, ns, template("t", sandbox, images_group), build("b", "t"))
-    bid = build_id_of(kube, ns, "b", operator)
-    wait_substate(kube, operator, ns, "b", "Customizing")
-    assert owned(sandbox, bid), "the build made nothing to clean up"
-    assert health.compute(get(kube, ns, "imagebuild", "b")).status == health.Status.IN_PROGRESS
-    kube.kubectl("delete", "-n", ns, "imagebuild", "b", "--wait=false")
-    deleting = kube.kubectl("get", "-n", ns, "imagebuild", "b", "-o", "json", check=False)
-    if deleting.returncode == 0:  # cleanup still running behind the finalizer
-        assert health.compute(json.loads(deleting.stdout)).status == health.Status.TERMINATING
-    kube.kubectl("wait", "-n", ns, "--for=delete", "imagebuild/b", "--timeout=60s")
-    assert_nothing_left(sandbox, bid)
-
-
 def test_unregistered_provider_fails_in_preflight_before_creating_anything(
     kube: Kube, outcomes: SandboxHandle, operator: Operator, images_group: str
 ) -> None:
@@ -642,30 +607,6 @@ def test_existing_empty_staging_group_is_adopted_and_kept(
     assert inside == [], inside
 
 
-@pytest.mark.parametrize(
-    "when",
-    [
-        "Microsoft.Network/virtualNetworks",
-        "Microsoft.Compute/virtualMachines",
-        "Microsoft.ContainerInstance/containerGroups",
-    ],
-)
-def test_deletion_at_each_step_leaves_nothing(
-    kube: Kube, outcomes: SandboxHandle, operator: Operator, images_group: str, when: str
-) -> None:
-    sandbox = outcomes
-    sandbox.set_latency(scale=FAST_SCALE * 10)
-    sandbox.add_outcome("*", exitCode=0, seconds=30 / (FAST_SCALE * 10))
-    ns = kube.namespace(f"del-{uuid.uuid4().hex[:6]}")
-    apply(kube, ns, template("t", sandbox, images_group), build("b", "t"))
-    bid = build_id_of(kube, ns, "b", operator)
-    operator.wait_for(f"a {when}", lambda: when in {r["type"] for r in owned(sandbox, bid)}, 60)
-    kube.kubectl("delete", "-n", ns, "imagebuild", "b", "--timeout=90s")
-    assert_nothing_left(sandbox, bid)
-    created = creates_per_resource(sandbox, bid)
-    assert max(created.values()) == 1, created
-
-
 def test_quota_failure_inside_the_vm_operation_is_fatal_and_actionable(
     kube: Kube, outcomes: SandboxHandle, operator: Operator, images_group: str
 ) -> None:
@@ -738,28 +679,6 @@ def test_windows_build_uses_winrm_credentials_and_reports_last_build(
     ns = next(r for r in [status["logs"]["command"].rsplit(" ", 1)[-1]])
     last = get(kube, ns, "imagetemplate", "win")["status"]["lastBuild"]
     assert last["name"] == "b" and last["phase"] == "Succeeded" and last["endTime"] == status["endTime"]
-
-
-@pytest.mark.parametrize(
-    "when", ["Microsoft.Network/networkSecurityGroups", "Microsoft.Network/networkInterfaces", "distribute"]
-)
-def test_cancel_at_each_step_cleans_up(
-    kube: Kube, outcomes: SandboxHandle, operator: Operator, images_group: str, when: str
-) -> None:
-    sandbox = outcomes
-    sandbox.set_latency(scale=FAST_SCALE * 10)
-    sandbox.add_outcome("*", exitCode=0, seconds=0.5 / (FAST_SCALE * 10))
-    ns = kube.namespace(f"cxl-{uuid.uuid4().hex[:6]}")
-    apply(kube, ns, template("t", sandbox, images_group), build("b", "t"))
-    bid = build_id_of(kube, ns, "b", operator)
-    if when == "distribute":
-        wait_substate(kube, operator, ns, "b", "Distributing")
-    else:
-        operator.wait_for(f"a {when}", lambda: when in {r["type"] for r in owned(sandbox, bid)}, 60)
-    kube.kubectl("patch", "-n", ns, "imagebuild", "b", "--type=merge", "-p", '{"spec": {"cancel": true}}')
-    done = wait_phase(kube, operator, ns, "b", {"Succeeded", "Failed", "Canceled"}, timeout=60)
-    assert done["status"]["phase"] == "Canceled", done["status"]["message"]
-    assert_nothing_left(sandbox, bid)
 
 
 def test_template_edits_never_change_a_running_build(
