@@ -26,6 +26,7 @@ from azure.mgmt.network.aio import NetworkManagementClient
 from azure.mgmt.resource.resources.aio import ResourceManagementClient
 from azure.mgmt.storage.aio import StorageManagementClient
 
+from kaib.azure.budget import Budget
 from kaib.metrics import AzureRequestMetricsPolicy
 
 AZURE_ARM_ENDPOINT = "https://management.azure.com"
@@ -110,28 +111,33 @@ class AzureClients:
 
     def _create(self, subscription_id: str) -> ServiceClients:
         credential = self._credential()
-        kwargs: dict[str, Any] = {
-            "base_url": self.settings.arm_endpoint,
-            "polling_interval": self.settings.polling_interval,
-            # One record per HTTP attempt: Azure requests by type, method and status, and their latency.
-            "per_retry_policies": [AzureRequestMetricsPolicy()],
-        }
+        budget = Budget()  # ARM throttles per subscription: its clients share one budget
+
+        def kwargs() -> dict[str, Any]:
+            return {
+                "base_url": self.settings.arm_endpoint,
+                "polling_interval": self.settings.polling_interval,
+                # Pacing by ARM's throttling answers; then one record per HTTP attempt: Azure requests
+                # by type, method and status, and their latency.
+                "per_retry_policies": [budget.policy(), AzureRequestMetricsPolicy()],
+            }
+
         return ServiceClients(
             subscription_id=subscription_id,
             resource=ResourceManagementClient(
-                credential, subscription_id, transport=self._transport(), **kwargs
+                credential, subscription_id, transport=self._transport(), **kwargs()
             ),
             network=NetworkManagementClient(
-                credential, subscription_id, transport=self._transport(), **kwargs
+                credential, subscription_id, transport=self._transport(), **kwargs()
             ),
             compute=ComputeManagementClient(
-                credential, subscription_id, transport=self._transport(), **kwargs
+                credential, subscription_id, transport=self._transport(), **kwargs()
             ),
             containers=ContainerInstanceManagementClient(
-                credential, subscription_id, transport=self._transport(), **kwargs
+                credential, subscription_id, transport=self._transport(), **kwargs()
             ),
             storage=StorageManagementClient(
-                credential, subscription_id, transport=self._transport(), **kwargs
+                credential, subscription_id, transport=self._transport(), **kwargs()
             ),
         )
 
