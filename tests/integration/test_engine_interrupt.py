@@ -138,6 +138,21 @@ def step_state(obj: dict[str, Any] | None, step: str) -> str:
     return "Pending"
 
 
+def in_flight(obj: dict[str, Any] | None, slow: str) -> bool:
+    """Whether status.operations holds the slowed operation ("Type:put|delete|action"): the step is
+    inside the held window, not in a quick operation before it."""
+    type_name, _, operation = slow.rpartition(":")
+    for op in ((obj or {}).get("status") or {}).get("operations") or []:
+        if f"/providers/{type_name}/".lower() not in str(op.get("resourceId", "")).lower():
+            continue
+        if operation in ("put", "delete"):
+            if str(op.get("method", "")).lower() == operation:
+                return True
+        elif str(op.get("action", "")).lower() == operation.lower():
+            return True
+    return False
+
+
 def template_for(case: Case, sandbox: SandboxHandle, network: dict[str, str]) -> dict[str, Any]:
     name = f"t-{uuid.uuid4().hex[:6]}"
     images = images_group(sandbox)
@@ -196,7 +211,8 @@ def report_customization_done(sandbox: SandboxHandle, status: dict[str, Any]) ->
 
 
 def wait_running(api: Any, operator: Operator, sandbox: SandboxHandle, ns: str, case: Case) -> dict[str, Any]:
-    """The build once `case.step` is Running (and, for validate, the builder said customization is done)."""
+    """The build once `case.step` is Running with the slowed operation in flight (for validate: once the
+    builder said customization is done)."""
 
     def poll(check: Callable[[dict[str, Any] | None], bool]) -> dict[str, Any]:
         def probe() -> dict[str, Any] | None:
@@ -209,7 +225,9 @@ def wait_running(api: Any, operator: Operator, sandbox: SandboxHandle, ns: str, 
     if case.step == "validate":
         customizing = poll(lambda obj: step_state(obj, "customize") == "Running")
         report_customization_done(sandbox, customizing["status"])
-    return poll(lambda obj: step_state(obj, case.step) == "Running")
+    return poll(
+        lambda obj: step_state(obj, case.step) == "Running" and (not case.slow or in_flight(obj, case.slow))
+    )
 
 
 def start(
