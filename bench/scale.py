@@ -10,6 +10,12 @@ reconcile-time histogram (one handler run, no queueing) is recorded beside it.
 CPU per build: the operator's CPU seconds (utime + stime from /proc) while the builds ran, divided
 by the builds; the templates' reconciles before that are reported apart.
 
+Memory: VmHWM (peak), plus VmRSS sampled every second (at start, templates reconciled, the builds'
+peak, builds done), the RSS of a bare Python that only imports the operator (the floor before any
+work), and whether the installed packages carry bytecode: without .pyc files (PYTHONDONTWRITEBYTECODE
+and a venv synced without --compile-bytecode) every start compiles ~15 MB of azure-mgmt sources and
+the compiler's peak stays resident; the operator image compiles them (Dockerfile UV_COMPILE_BYTECODE).
+
 Targets: all builds Succeeded; peak RSS <= 300 MiB; CPU <= 0.5 s per build; p99 <= 1 s.
 
     bench/run scale [--templates 1000] [--builds 200] [--scale 0.05]
@@ -18,7 +24,10 @@ Targets: all builds Succeeded; peak RSS <= 300 MiB; CPU <= 0.5 s per build; p99 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -30,6 +39,57 @@ import harness
 TEMPLATES, BUILDS = 1000, 200
 SCALE = 0.05
 TARGETS = {"peak_rss_mib": 300.0, "cpu_s_per_build": 0.5, "reconcile_p99_s": 1.0}
+IMPORT_ONLY = (
+    "import kaib.cli, kaib.controller.run; from pathlib import Path; "
+    "print(next(line.split()[1] for line in Path('/proc/self/status').read_text().splitlines() "
+    "if line.startswith('VmRSS:')))"
+)
+
+
+class RssSampler:
+    """The operator's VmRSS every second, in a thread: its largest value between two marks."""
+
+    def __init__(self, op: harness.Operator) -> None:
+        self.op, self.peak, self.stopped = op, 0.0, False
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self.stopped and self.op.alive():
+            self.peak = max(self.peak, self.op.rss_mib())
+            time.sleep(1)
+
+    def mark(self) -> float:
+        """The peak since the last mark (then starts over)."""
+        peak, self.peak = max(self.peak, self.op.rss_mib()), 0.0
+        return round(peak, 1)
+
+
+def import_only_rss_mib() -> float:
+    """VmRSS of a Python that imports the operator and does nothing else."""
+    out = subprocess.run([sys.executable, "-c", IMPORT_ONLY], capture_output=True, text=True, check=True)
+    return round(int(out.stdout.strip()) / 1024, 1)
+
+
+def bytecode_installed() -> bool:
+    """Whether the largest SDK module the operator imports has its .pyc next to it."""
+    spec = importlib.util.find_spec("azure.mgmt.network.aio.operations._operations")
+    assert spec is not None and spec.origin is not None
+    return Path(importlib.util.cache_from_source(spec.origin)).exists()
+
+
+def process_counts(pid: int) -> dict[str, int]:
+    """Threads and open file descriptors (sockets included) of a process."""
+    status = Path(f"/proc/{pid}/status").read_text().splitlines()
+    threads = next(int(line.split()[1]) for line in status if line.startswith("Threads:"))
+    fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    sockets = 0
+    for fd in fds:
+        try:
+            sockets += "socket" in str(fd.readlink())
+        except OSError:  # closed meanwhile
+            continue
+    return {"threads": threads, "fds": len(fds), "sockets": sockets}
 
 
 def main() -> int:
@@ -50,11 +110,14 @@ def main() -> int:
         builds_w = harness.Watcher(env.cluster.kubeconfig, "imagebuilds")
         ns = env.cluster.namespace("scale")
         idle_rss = op.rss_mib()
+        sampler = RssSampler(op)
+        rss_phases = {"after_start": sampler.mark()}
         cpu0, t0 = op.cpu_seconds(), time.time()
         names = harness.many_templates(env, ns, args.templates)
         templates_s = harness.wait_templates_ready(env, ns, args.templates, args.timeout)
         cpu1 = op.cpu_seconds()
         load["templates_ready"] = harness.load_average()
+        rss_phases["templates"] = sampler.mark()
         time.sleep(2)
         cpu2, t2 = op.cpu_seconds(), time.time()
         started = harness.start_builds(env, ns, names[: args.builds])
@@ -62,6 +125,12 @@ def main() -> int:
         builds_s = time.time() - t2
         cpu3 = op.cpu_seconds()
         load["builds_done"] = harness.load_average()
+        rss_phases["builds"] = sampler.mark()
+        assert op.process is not None
+        counts = process_counts(op.process.pid)
+        time.sleep(5)  # the last builds' connections and tasks wind down
+        rss_phases["after_builds"] = sampler.mark()
+        sampler.stopped = True
         rss = op.peak_rss_mib()
         metrics = op.metrics()
         tracebacks = harness.operator_errors(env.operator.log_path.read_text(errors="replace"))
@@ -85,6 +154,10 @@ def main() -> int:
         "build_seconds_max": durations[-1] if durations else None,
         "peak_rss_mib": round(rss, 1),
         "rss_after_start_mib": round(idle_rss, 1),
+        "rss_peak_mib_by_phase": rss_phases,
+        "rss_import_only_mib": import_only_rss_mib(),
+        "bytecode_installed": bytecode_installed(),
+        "operator_at_builds_done": counts,
         "cpu_s_templates": round(cpu1 - cpu0, 2),
         "cpu_s_per_template": round((cpu1 - cpu0) / args.templates, 4),
         "cpu_s_builds": round(cpu3 - cpu2, 2),
@@ -112,6 +185,8 @@ def main() -> int:
         "reconcile_handler_seconds_from_metrics: the operator's controller_runtime_reconcile_time_seconds "
         "histogram (one handler run, no queueing), quantiles as bucket upper bounds; null if not served.",
         "templates and builds applied in batches of 100 (kubectl apply of a List), all at once otherwise.",
+        "rss_peak_mib_by_phase: the operator's largest VmRSS (sampled every second) in each phase; "
+        "rss_import_only_mib: a Python that only imports the operator's modules (the floor).",
     ]
     if args.templates < TEMPLATES or args.builds < BUILDS:
         notes.append(
