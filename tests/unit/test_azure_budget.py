@@ -91,3 +91,15 @@ def test_reads_and_writes_are_paced_apart() -> None:
         return time.monotonic() - start
 
     assert asyncio.run(scenario()) < 1.0
+
+
+def test_a_providers_own_429_holds_nothing_else() -> None:
+    async def scenario() -> float:
+        budget = Budget()
+        arm = FakeArm([(429, {"Retry-After": "5", READS: "700"})])  # the subscription has budget left
+        await policy(budget, arm).send(request())
+        start = time.monotonic()
+        await asyncio.gather(*(policy(budget, arm).send(request()) for _ in range(3)))
+        return time.monotonic() - start
+
+    assert asyncio.run(scenario()) < 1.0

@@ -6,7 +6,8 @@ it for the one request it retries, but the other builds' requests keep coming an
 pipeline (a `Budget` per subscription, a `Budget.policy()` per client: an azure-core policy belongs to
 one pipeline), paces requests of a kind (reads: GET/HEAD, writes: the rest) by what ARM says:
 
-- a 429 closes the kind until its Retry-After has passed: nothing of that kind is sent meanwhile;
+- a 429 saying the subscription's budget is spent (remaining 0, or not said) closes the kind until
+  its Retry-After has passed: nothing of that kind is sent meanwhile;
 - while ARM's `x-ms-ratelimit-remaining-subscription-{reads,writes}` is below `low`, requests of the
   kind go one at a time, so the refill is shared out instead of raced for by every build at once;
 - when an answer says the budget has recovered, requests go concurrently again.
@@ -42,13 +43,16 @@ class Gate:
             await asyncio.sleep(delay)
 
     def observe(self, status: int, headers: Any, remaining_header: str, low: int) -> None:
+        remaining = _int(headers.get(remaining_header)) if headers is not None else None
         if status == 429:
             self.refused += 1
-            self.serial = True
-            wait = retry_after_seconds(headers) or DEFAULT_RETRY_AFTER
-            self.not_before = max(self.not_before, time.monotonic() + wait)
+            if remaining is None or remaining < 1:
+                # The subscription's budget is spent; a 429 that says some remains is one resource
+                # provider's own limit, which azure-core's retry of that request honours alone.
+                self.serial = True
+                wait = retry_after_seconds(headers) or DEFAULT_RETRY_AFTER
+                self.not_before = max(self.not_before, time.monotonic() + wait)
             return
-        remaining = _int(headers.get(remaining_header)) if headers is not None else None
         # No header (not ARM, or an old API): nothing says the budget is low.
         self.serial = remaining is not None and remaining < low
 

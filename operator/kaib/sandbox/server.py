@@ -123,6 +123,7 @@ class ArmServer:
         type_name, name = "", ""
         owners: tuple[str, ...] = ()
         body: Any = None
+        remaining = 1000  # the subscription's budget left, as ARM reports it on every answer
         try:
             auth = request.headers.get("Authorization", "")
             if not auth.startswith("Bearer ") or not self.tokens.valid(auth[7:]):
@@ -173,9 +174,9 @@ class ArmServer:
             headers = {}
             if error.retry_after is not None:
                 headers["Retry-After"] = str(int(error.retry_after + 0.999))
-            response = self._respond(
-                Answer(error.status, error.body(), headers), method, 0 if error.status == 429 else 1000
-            )
+            # A fault's 429 (a resource provider's limit) still reports the subscription's budget;
+            # only ARM's own throttling answers with it spent (0).
+            response = self._respond(Answer(error.status, error.body(), headers), method, remaining)
             code = error.code
         elapsed = (time.perf_counter() - started) * 1000
         self.latencies_ms.append(elapsed)
