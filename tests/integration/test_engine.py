@@ -71,57 +71,6 @@ def read_blob(sandbox: SandboxHandle, status: dict[str, Any], name: str) -> str:
     return data.decode()
 
 
-def test_no_vnet_build_with_managed_image_succeeds(
-    kube: Kube, sandbox: SandboxHandle, operator: Operator, images_group: str
-) -> None:
-    ns = kube.namespace(f"novnet-{uuid.uuid4().hex[:6]}")
-    apply(kube, ns, template("ubuntu", sandbox, images_group), build("ubuntu-1", "ubuntu"))
-    done = wait_phase(kube, operator, ns, "ubuntu-1", {"Succeeded", "Failed", "Canceled"})
-    status = done["status"]
-    assert status["phase"] == "Succeeded", json.dumps(status, indent=1)
-    assert condition(done, "Ready")["status"] == "True"
-    assert condition(done, "Stalled")["status"] == "False"
-    assert condition(done, "Reconciling")["status"] == "False"
-    assert all(
-        condition(done, c)["status"] == "True" for c in ("StagingReady", "NetworkReady", "BuildVMReady")
-    )
-    assert status["exactSourceVersion"] == "24.04.202411030"
-    # runOutputs name an artifact that exists in the sandbox
-    (output,) = status["runOutputs"]
-    assert output["runOutputName"] == "golden" and output["provisioningState"] == "Succeeded"
-    ids = {r["id"].lower() for r in sandbox.inventory()}
-    assert output["artifactId"].lower() in ids
-    # afterwards only the staging group and its storage account remain of what kaib made
-    assert owned(sandbox, status["buildId"]) == []
-    staging = status["stagingResourceGroup"].lower()
-    left = sorted(r["type"] for r in sandbox.inventory() if r["id"].lower().startswith(staging))
-    assert left == ["Microsoft.Resources/resourceGroups", "Microsoft.Storage/storageAccounts"] or left == [
-        "Microsoft.Storage/storageAccounts"
-    ], left
-    # nothing created twice
-    created = creates_per_resource(sandbox, status["buildId"])
-    assert created and max(created.values()) == 1, created
-    # the operator rendered the Packer plan for the builder agent beside the logs
-    plan = json.loads(read_blob(sandbox, status, f"{status['buildId']}/plan.json"))
-    assert [p["name"] for p in plan["phases"]] == ["customize", "deprovision"]
-    assert "echo hello" in plan["phases"][0]["template"]
-    # kubectl wait works on Ready
-    kube.kubectl("wait", "-n", ns, "--for=condition=Ready", "imagebuild/ubuntu-1", "--timeout=5s")
-    # an event at each step
-    reasons = {e["reason"] for e in builds.events(kube, ns, "ubuntu-1")}
-    assert {
-        "Queued",
-        "Started",
-        "Preflight",
-        "Staging",
-        "Network",
-        "Buildvm",
-        "Builder",
-        "Customize",
-    } <= reasons
-    assert {"Distribute", "CleaningUp", "Succeeded"} <= reasons, reasons
-
-
 # -- helpers for the failure paths ------------------------------------------------------------------
 
 
@@ -282,6 +231,7 @@ def test_operator_killed_mid_build_resumes_without_duplicates(
 
 
 # -- topologies and distribution types ----------------------------------------------------------------
+# A successful build in each topology, to every distribution type at once: test_engine_matrix.py.
 
 
 @pytest.fixture(scope="module")
@@ -357,44 +307,6 @@ def run_to_success(
     created = creates_per_resource(sandbox, status["buildId"])
     assert max(created.values()) == 1, created
     return status
-
-
-def created_types(sandbox: SandboxHandle, build_id: str) -> Counter[str]:
-    types: Counter[str] = Counter()
-    for rec in sandbox.requests(limit=20000):
-        if rec.get("method") == "PUT" and rec.get("status") == 201 and build_id in str(rec.get("path")):
-            types[str(rec.get("type"))] += 1
-    return types
-
-
-def test_subnet_and_aci_topology_creates_no_network(
-    kube: Kube, sandbox: SandboxHandle, operator: Operator, images_group: str, user_network: dict[str, str]
-) -> None:
-    vnet = {"subnetId": user_network["build"], "containerInstanceSubnetId": user_network["aci"]}
-    tmpl = template("byo", sandbox, images_group, vmProfile={"vmSize": "Standard_B2s", "vnetConfig": vnet})
-    status = run_to_success(kube, sandbox, operator, "byo", tmpl)
-    types = {t.lower() for t in created_types(sandbox, status["buildId"])}
-    assert types == {
-        "microsoft.network/networkinterfaces",
-        "microsoft.compute/virtualmachines",
-        "microsoft.containerinstance/containergroups",
-    }, types
-
-
-def test_subnet_only_topology_builds_through_the_proxy(
-    kube: Kube, sandbox: SandboxHandle, operator: Operator, images_group: str, user_network: dict[str, str]
-) -> None:
-    vnet = {"subnetId": user_network["build"]}
-    tmpl = template("proxy", sandbox, images_group, vmProfile={"vmSize": "Standard_B2s", "vnetConfig": vnet})
-    status = run_to_success(kube, sandbox, operator, "proxy", tmpl)
-    types = {t.lower() for t in created_types(sandbox, status["buildId"])}
-    assert {
-        "microsoft.network/privateendpoints",
-        "microsoft.network/privatelinkservices",
-        "microsoft.network/loadbalancers",
-        "microsoft.network/virtualnetworks",
-        "microsoft.network/networksecuritygroups",
-    } <= types, types
 
 
 def test_aci_subnet_not_delegated_fails_preflight(

@@ -17,17 +17,26 @@ from azure.storage.blob import BlobClient
 
 from kaib.devenv.manifests import LOCATION, image_build
 from kaib.sandbox.diskexport import read_footer
-from tests.fixtures.builds import apply, condition, images_group, owned, unique_template, wait_phase
+from tests.fixtures.builds import apply, condition, events, images_group, owned, unique_template, wait_phase
 from tests.fixtures.controlplane import Kube
 from tests.fixtures.operator import Operator
 from tests.fixtures.sandbox import SandboxHandle
-from tests.integration.test_engine import created_types, creates_per_resource, user_network
+from tests.integration.test_engine import creates_per_resource, read_blob, user_network
 from tests.integration.test_engine_vhd import _staging_account
 
 __all__ = ["user_network"]  # a fixture: imported for pytest to find, not called
 
 TOPOLOGIES = ("NoVNet", "SubnetOnly", "SubnetAndAci")
 GALLERY = "matrix"
+
+
+def created_types(sandbox: SandboxHandle, build_id: str) -> set[str]:
+    """The types of the resources the build created (PUTs answered 201), lower case."""
+    return {
+        str(rec.get("type")).lower()
+        for rec in sandbox.requests(limit=20000)
+        if rec.get("method") == "PUT" and rec.get("status") == 201 and build_id in str(rec.get("path"))
+    }
 
 
 def vnet_config(topology: str, network: dict[str, str]) -> dict[str, str] | None:
@@ -105,6 +114,9 @@ def test_every_distribution_type_succeeds_in_every_topology(
     assert condition(done, "Ready")["status"] == "True"
     assert condition(done, "Stalled")["status"] == "False"
     assert condition(done, "Reconciling")["status"] == "False"
+    for step in ("StagingReady", "NetworkReady", "BuildVMReady", "Customized", "Distributed"):
+        assert condition(done, step)["status"] == "True", condition(done, step)
+    assert status["exactSourceVersion"] == "24.04.202411030"
     build_id = status["buildId"]
 
     outputs = {o["runOutputName"]: o for o in status["runOutputs"]}
@@ -139,9 +151,21 @@ def test_every_distribution_type_succeeds_in_every_topology(
     created = creates_per_resource(sandbox, build_id)
     assert created and max(created.values()) == 1, created
 
-    # each topology makes its own network, or none
-    types = {t.lower() for t in created_types(sandbox, build_id)}
-    if topology == "SubnetAndAci":
+    # the operator rendered the Packer plan for the builder agent beside the logs
+    plan = json.loads(read_blob(sandbox, status, f"{build_id}/plan.json"))
+    assert [p["name"] for p in plan["phases"]] == ["customize", "deprovision"]
+    assert "echo hello" in plan["phases"][0]["template"]
+    # an event at each step
+    reasons = {e["reason"] for e in events(kube, ns, "b")}
+    steps = {"Queued", "Started", "Preflight", "Staging", "Network", "Buildvm", "Builder", "Customize"}
+    assert steps | {"Distribute", "CleaningUp", "Succeeded"} <= reasons, reasons
+
+    # each topology makes its own network: a whole one, the proxy's, or none
+    types = created_types(sandbox, build_id)
+    if topology == "NoVNet":
+        assert "microsoft.network/virtualnetworks" in types, types
+        assert "microsoft.network/privatelinkservices" not in types, types
+    elif topology == "SubnetAndAci":
         assert types == {
             "microsoft.network/networkinterfaces",
             "microsoft.compute/virtualmachines",
