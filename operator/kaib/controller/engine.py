@@ -22,7 +22,7 @@ from kaib.api.defaults import spec_hash
 from kaib.api.manifest import InvalidManifest, parse_template_spec
 from kaib.azure.async_step import now_rfc3339
 from kaib.azure.naming import build_id
-from kaib.controller import distribution, optimize, preflight, staging, steps
+from kaib.controller import distribution, optimize, preflight, queue, staging, steps
 from kaib.controller.buildstatus import CONDITION, BuildStatus
 from kaib.controller.conditions import get_condition
 from kaib.controller.kube import BUILDS, TEMPLATES
@@ -31,7 +31,6 @@ from kaib.controller.stepresult import StepResult
 
 log = logging.getLogger(__name__)
 
-ACTIVE = frozenset({"Running", "Canceling"})
 MAX_CHAINED = 12  # bound on the rounds of work in one call (a failure then the finish chain)
 
 StepFn = Callable[[Run], Awaitable[StepResult]]
@@ -128,37 +127,39 @@ async def _queued(run: Run, cancel: bool) -> Advance:
         run.event("Canceled", "canceled while queued")
         return Advance(status.data, None, tuple(run.events))
     engine = run.engine
-    async with engine.admission:
-        template = await engine.kube.get(TEMPLATES, run.namespace, run.template_name)
-        if template is None:
-            status.working("Queued", f"waiting for ImageTemplate {run.template_name} to exist")
-            return Advance(status.data, engine.settings.queued_poll * 5, tuple(run.events))
-        try:
-            parse_template_spec(template.get("spec") or {})
-        except InvalidManifest as exc:
-            problems = "; ".join(f"{path}: {problem}" for path, problem in exc.problems)
-            message = (
-                f"ImageTemplate {run.template_name} is invalid: {problems}; fix it and create a new build"
-            )
-            status.finish("Failed", message)
-            run.event("Failed", message, warning=True)
-            return Advance(status.data, None, tuple(run.events))
-        blocker = await _blocker(run)
-        if blocker:
-            status.working("Queued", blocker)
-            return Advance(status.data, engine.settings.queued_poll, tuple(run.events))
-        spec = dict(template.get("spec") or {})
-        status.data["template"] = {
-            "name": run.template_name,
-            "generation": template["metadata"].get("generation"),
-            "hash": spec_hash(spec),
-            "spec": spec,
-        }
-        run.__dict__.pop("spec", None)  # forget a spec cached before the snapshot existed
-        status.data.update(phase="Running", subState="Building", startTime=status.now)
-        status.working("Running", "started")
-        # Written now, under the lock, so that the next Queued build sees this one as active.
+    # The template is read outside the admission lock: only the decision and the start need it.
+    template = await engine.kube.get(TEMPLATES, run.namespace, run.template_name)
+    if template is None:
+        status.working("Queued", f"waiting for ImageTemplate {run.template_name} to exist")
+        return Advance(status.data, engine.settings.queued_poll * 5, tuple(run.events))
+    try:
+        parse_template_spec(template.get("spec") or {})
+    except InvalidManifest as exc:
+        problems = "; ".join(f"{path}: {problem}" for path, problem in exc.problems)
+        message = f"ImageTemplate {run.template_name} is invalid: {problems}; fix it and create a new build"
+        status.finish("Failed", message)
+        run.event("Failed", message, warning=True)
+        return Advance(status.data, None, tuple(run.events))
+    blocker = await _admit(run)
+    if blocker:
+        status.working("Queued", blocker)
+        return Advance(status.data, engine.settings.queued_poll, tuple(run.events))
+    spec = dict(template.get("spec") or {})
+    status.data["template"] = {
+        "name": run.template_name,
+        "generation": template["metadata"].get("generation"),
+        "hash": spec_hash(spec),
+        "spec": spec,
+    }
+    run.__dict__.pop("spec", None)  # forget a spec cached before the snapshot existed
+    status.data.update(phase="Running", subState="Building", startTime=status.now)
+    status.working("Running", "started")
+    # Written now: the reservation holds the slot only until the index shows this build Running.
+    try:
         await engine.kube.patch_status(BUILDS, run.namespace, run.name, status.data)
+    except BaseException:
+        engine.reservations.discard(str(run.build["metadata"]["uid"]))
+        raise
     run.event(
         "Started",
         f"building template {run.template_name} (generation {status.data['template']['generation']})",
@@ -166,36 +167,31 @@ async def _queued(run: Run, cancel: bool) -> Advance:
     return await _work(run)
 
 
+async def _admit(run: Run) -> str | None:
+    """Why the build must wait; or None, and a slot is reserved for it. One build decides at a time:
+    two deciding at once against the same (lagging) index would both take the last slot."""
+    async with run.engine.admission:
+        blocker = await _blocker(run)
+        if blocker is None:
+            key, me = queue.entry_of(run.build)
+            run.engine.reservations.add(key, me.uid)
+        return blocker
+
+
 async def _blocker(run: Run) -> str | None:
     """Why this build must wait: another build of its template is active or ahead, or the global limit."""
-    namespaces = run.engine.settings.namespaces
-    if namespaces:  # namespaced RBAC: list only what the operator watches
-        builds = [b for ns in namespaces for b in await run.engine.kube.list(BUILDS, ns)]
-    else:
-        builds = await run.engine.kube.list(BUILDS)
-    me = run.build["metadata"]
-    active = [b for b in builds if ((b.get("status") or {}).get("phase")) in ACTIVE]
-    if len(active) >= run.engine.settings.max_active:
-        return (
-            f"waiting: {len(active)} builds active, the operator's limit is {run.engine.settings.max_active}"
-        )
-    same = [
-        b
-        for b in builds
-        if b["metadata"]["namespace"] == me["namespace"]
-        and ((b.get("spec") or {}).get("templateRef") or {}).get("name") == run.template_name
-        and b["metadata"]["uid"] != me["uid"]
-    ]
-    for other in same:
-        if ((other.get("status") or {}).get("phase")) in ACTIVE:
-            return f"waiting for build {other['metadata']['name']} of template {run.template_name} to finish"
-    mine = (me.get("creationTimestamp") or "", me["name"])
-    for other in same:
-        phase = (other.get("status") or {}).get("phase")
-        key = (other["metadata"].get("creationTimestamp") or "", other["metadata"]["name"])
-        if phase in (None, "", "Queued") and not (other.get("spec") or {}).get("cancel") and key < mine:
-            return f"queued behind build {other['metadata']['name']} of template {run.template_name}"
-    return None
+    engine = run.engine
+    index = engine.queue_index
+    if index is None:  # no kopf index (unit tests): build the same view from a list
+        namespaces = engine.settings.namespaces
+        if namespaces:  # namespaced RBAC: list only what the operator watches
+            builds = [b for ns in namespaces for b in await engine.kube.list(BUILDS, ns)]
+        else:
+            builds = await engine.kube.list(BUILDS)
+        index = queue.index_of(builds)
+    key, me = queue.entry_of(run.build)
+    same, active = engine.reservations.view(index, key)
+    return queue.blocker(me, run.template_name, same, active, engine.settings.max_active)
 
 
 # -- running --------------------------------------------------------------------------------------

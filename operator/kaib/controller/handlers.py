@@ -28,7 +28,7 @@ from kaib.azure.arm import Arm
 from kaib.azure.async_step import StepSettings, now_rfc3339
 from kaib.azure.spec import RESOURCE_GROUP, STORAGE_ACCOUNT, ResourceSpec, parse_resource_id
 from kaib.controller import engine as build_engine
-from kaib.controller import gauges, templates
+from kaib.controller import gauges, queue, templates
 from kaib.controller.kube import BUILDS, GROUP, TEMPLATES, VERSION
 from kaib.controller.run_context import Engine
 
@@ -119,11 +119,19 @@ def register(registry: kopf.OperatorRegistry) -> None:
     def kaib_build_gauges(status: kopf.Status, **_: Any) -> dict[gauges.Key, int]:
         return gauges.index_entries(status)
 
+    # The queue's view of every watched build (per template, and the active ones): a Queued build
+    # decides from it whether it may start, without listing the builds (kaib.controller.queue).
+    @kopf.index(GROUP, VERSION, BUILDS, id="kaib_build_queue", registry=registry)
+    def kaib_build_queue(body: kopf.Body, **_: Any) -> dict[queue.Key, queue.Entry]:
+        return queue.index_entries(body)
+
     @kopf.on.startup(registry=registry)
     async def ready(memo: Any, **kwargs: Any) -> None:
         metrics.start_heartbeat()
         metrics.set_readiness(lambda: True)
         state: Memo = memo.kaib
+        # Startup runs before any build handler; kopf fills the index before those run too.
+        state.engine.queue_index = kwargs["kaib_build_queue"]
         index: kopf.Index[gauges.Key, int] = kwargs["kaib_build_gauges"]  # kopf passes indices by name
         state.gauges = asyncio.get_running_loop().create_task(
             gauges.keep_published(index), name="kaib-gauges"

@@ -19,6 +19,7 @@ from kaib.azure.spec import ResourceSpec, parse_resource_id
 from kaib.controller.blobs import LogStore, log_store
 from kaib.controller.buildstatus import BuildStatus
 from kaib.controller.kube import Kube
+from kaib.controller.queue import QueueIndex, Reservations
 
 DEFAULT_BUILDER_IMAGE = "kaib-builder:latest"
 
@@ -62,7 +63,10 @@ class Engine:
     azure: AzureClients
     kube: Kube
     settings: EngineSettings
-    admission: asyncio.Lock = field(default_factory=asyncio.Lock)
+    admission: asyncio.Lock = field(default_factory=asyncio.Lock)  # one Queued build decides at a time
+    # kopf's index of the watched builds (queue.index_entries), set at startup; None: list them.
+    queue_index: QueueIndex | None = None
+    reservations: Reservations = field(default_factory=Reservations)
     # Storage endpoint and key per account: read once, not on every poll of the builder.
     log_stores: dict[str, LogStore] = field(default_factory=dict)
 
