@@ -13,16 +13,15 @@ from typing import Any
 
 import pytest
 from azure.mgmt.compute import ComputeManagementClient
-from azure.storage.blob import BlobClient
+from azure.storage.blob import BlobClient, BlobServiceClient
 
 from kaib.devenv.manifests import LOCATION, image_build
-from kaib.sandbox.diskexport import read_footer
 from tests.fixtures.builds import apply, condition, events, images_group, owned, unique_template, wait_phase
 from tests.fixtures.controlplane import Kube
 from tests.fixtures.operator import Operator
 from tests.fixtures.sandbox import SandboxHandle
 from tests.integration.test_engine import creates_per_resource, read_blob, user_network
-from tests.integration.test_engine_vhd import _staging_account
+from tests.integration.test_engine_vhd import _assert_disk_vhd, _staging_account
 
 __all__ = ["user_network"]  # a fixture: imported for pytest to find, not called
 
@@ -131,14 +130,17 @@ def test_every_distribution_type_succeeds_in_every_topology(
     group, gallery, image, version = parts[3], parts[7], parts[9], parts[11]
     got = sandbox.client(ComputeManagementClient).gallery_image_versions.get(group, gallery, image, version)
     assert got.provisioning_state == "Succeeded", got
-    # the VHD is a blob of the staging account with a valid VHD footer
+    # the VHD, in the staging account, is the build VM's generalized OS disk (its footer valid)
     account, endpoint, key = _staging_account(sandbox, status)
     expected = f"{endpoint.rstrip('/')}/vhds/{build_id}/vhd.vhd"
     assert outputs["vhd"]["artifactUri"] == expected, outputs["vhd"]
-    blob = BlobClient.from_blob_url(expected, credential={"account_name": account, "account_key": key})
-    data = blob.download_blob().readall()
-    footer = read_footer(data)
-    assert footer.cookie == b"conectix" and footer.checksum_ok and footer.current_size == len(data) - 512
+    credential = {"account_name": account, "account_key": key}
+    _assert_disk_vhd(
+        BlobClient.from_blob_url(expected, credential=credential).download_blob().readall(), status
+    )
+    service = BlobServiceClient(endpoint, credential=credential)
+    vhds = [b.name for b in service.get_container_client("vhds").list_blobs()]
+    assert vhds == [f"{build_id}/vhd.vhd"], vhds  # one copy, nothing else
 
     # afterwards: nothing tagged as the build's; in the staging group only its account (the VHD's home)
     assert owned(sandbox, build_id) == []
