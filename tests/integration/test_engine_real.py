@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.fixtures.controlplane import Kube
-from tests.fixtures.sandbox import SandboxHandle, start_sandbox, stop_sandbox
+from tests.fixtures.sandbox import SandboxHandle
 from tests.integration.test_engine import (
     IMAGES_RG,
     LOCATION,
@@ -32,22 +32,6 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("packer") is None, reason="packer is not installed (scripts/setup.sh)"),
     pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox's real runtime needs root (namespaces)"),
 ]
-
-
-@pytest.fixture(scope="module")
-def real_sandbox() -> Iterator[SandboxHandle]:
-    handle = start_sandbox("--runtime", "real", latency_scale=0.01)
-    saved = {k: os.environ.get(k) for k in handle.env}
-    os.environ.update(handle.env)  # DefaultAzureCredential in this process reads the environment
-    try:
-        yield handle
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        stop_sandbox(handle)
 
 
 @pytest.fixture(scope="module")

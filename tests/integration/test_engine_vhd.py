@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import shutil
 import tarfile
 import uuid
 from collections import Counter
@@ -29,7 +27,7 @@ from tests.fixtures.builds import apply, condition, get, owned, wait_phase
 from tests.fixtures.controlplane import Kube
 from tests.fixtures.operator import Operator, StartOperator
 from tests.fixtures.runtime import RuntimeKit
-from tests.fixtures.sandbox import SandboxHandle, start_sandbox, stop_sandbox
+from tests.fixtures.sandbox import SandboxHandle
 
 LOC = LOCATION
 SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ9sandbox test@kaib"
@@ -417,24 +415,6 @@ def test_the_real_runtime_exports_the_vms_disk_changes(sandbox_runtime: RuntimeK
         assert member is not None and member.read() == b"built-by-kaib\n"
     image = fixed_vhd(data, b"\1" * 16)
     assert read_footer(image).checksum_ok and image.startswith(data)
-
-
-@pytest.fixture(scope="module")
-def real_sandbox() -> Iterator[SandboxHandle]:
-    if shutil.which("packer") is None or os.geteuid() != 0:
-        pytest.skip("the real runtime needs packer (scripts/setup.sh) and root")
-    handle = start_sandbox("--runtime", "real", latency_scale=0.01)
-    saved = {k: os.environ.get(k) for k in handle.env}
-    os.environ.update(handle.env)  # DefaultAzureCredential in this process reads the environment
-    try:
-        yield handle
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        stop_sandbox(handle)
 
 
 def test_a_real_build_exports_the_customized_disk(
