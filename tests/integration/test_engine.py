@@ -29,8 +29,14 @@ from tests.fixtures.operator import OperatorFailed
 from tests.fixtures.sandbox import FAST_SCALE, SandboxHandle
 
 # The manifest builders under the names the tests here (and test_chaos, test_engine_real) use.
-template = image_template
 build = image_build
+
+
+def template(name: str, sandbox: SandboxHandle, images_group: str, **spec: Any) -> dict[str, Any]:
+    """image_template distributing to a managed image of its own: many tests use the template name
+    `t`, and a managed image another build made fails the build (DistributionTargetExists)."""
+    spec.setdefault("image_name", f"{name}-{uuid.uuid4().hex[:6]}")
+    return image_template(name, sandbox, images_group, **spec)
 
 
 def real(seconds: float) -> float:
@@ -192,7 +198,10 @@ def test_builds_of_one_template_run_one_at_a_time(
     sandbox = outcomes
     sandbox.add_outcome("*", exitCode=0, seconds=real(3))
     ns = kube.namespace(f"queue-{uuid.uuid4().hex[:6]}")
-    apply(kube, ns, template("t", sandbox, images_group), build("first", "t"))
+    # Gallery versions (Latest), as a managed image name made by the first build fails the second.
+    image = gallery_image_definition(sandbox, f"queue-{uuid.uuid4().hex[:6]}")
+    dist = [{"type": "SharedImage", "runOutputName": "gallery", "galleryImageId": image}]
+    apply(kube, ns, template("t", sandbox, images_group, distribute=dist), build("first", "t"))
     wait_substate(kube, operator, ns, "first", "Customizing")
     apply(kube, ns, build("second", "t"))
     # Queued at once ("waiting to start"), then the queue says whom it waits for.
@@ -276,23 +285,29 @@ def user_network(sandbox: SandboxHandle) -> dict[str, str]:
     return {"build": f"{base}/subnets/build", "aci": f"{base}/subnets/aci", "plain": f"{base}/subnets/plain"}
 
 
-@pytest.fixture(scope="module")
-def gallery_image(sandbox: SandboxHandle, images_group: str) -> str:
+def gallery_image_definition(sandbox: SandboxHandle, name: str, gallery: str = "gal") -> str:
+    """A gallery image definition in IMAGES_RG (the gallery too, if missing); its resource id."""
     from azure.mgmt.compute import ComputeManagementClient
 
     compute = sandbox.client(ComputeManagementClient)
-    compute.galleries.begin_create_or_update(IMAGES_RG, "gal", {"location": LOCATION}).result()
+    compute.galleries.begin_create_or_update(IMAGES_RG, gallery, {"location": LOCATION}).result()
     definition = {
         "location": LOCATION,
         "properties": {
             "osType": "Linux",
             "osState": "Generalized",
             "hyperVGeneration": "V2",
-            "identifier": {"publisher": "kaib", "offer": "golden", "sku": "ubuntu"},
+            "identifier": {"publisher": "kaib", "offer": "golden", "sku": name},
         },
     }
-    compute.gallery_images.begin_create_or_update(IMAGES_RG, "gal", "ubuntu", definition).result()
-    return f"{images_group}/providers/Microsoft.Compute/galleries/gal/images/ubuntu"
+    compute.gallery_images.begin_create_or_update(IMAGES_RG, gallery, name, definition).result()
+    group = builds.images_group(sandbox, IMAGES_RG)
+    return f"{group}/providers/Microsoft.Compute/galleries/{gallery}/images/{name}"
+
+
+@pytest.fixture(scope="module")
+def gallery_image(sandbox: SandboxHandle, images_group: str) -> str:
+    return gallery_image_definition(sandbox, "ubuntu")
 
 
 def run_to_success(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from azure.mgmt.compute.models import GrantAccessData
 
@@ -18,6 +18,12 @@ from kaib.azure.spec import ResourceSpec, parse_resource_id
 DEFAULT_VM_SIZE = "Standard_D2ds_v4"
 DEFAULT_PROXY_VM_SIZE = "Standard_A1_v2"
 ADMIN_USER = "packer"
+
+# The build that made a distributed image (a tag the orphan sweeper never reads: the image is the
+# user's). Names of distribution targets are the user's, not derived from the build: another build,
+# or a person, may have made the same one.
+TAG_BUILT_BY = "kaib.dev/built-by"
+TAG_BUILT_BY_ID = "kaib.dev/built-by-id"
 
 
 @dataclass(frozen=True)
@@ -114,8 +120,17 @@ def os_disk(ctx: BuildContext, name: str, step: str) -> ResourceSpec:
     return ctx.spec(t.DISK, name, {}, step=step)
 
 
+def _artifact_tags(distributor: Mapping[str, Any], tags: Mapping[str, str]) -> dict[str, str]:
+    """kaib's tags and the target's artifactTags; the build id tag always wins (it proves ownership)."""
+    merged = {**tags, **(distributor.get("artifactTags") or {})}
+    if TAG_BUILT_BY_ID in tags:
+        merged[TAG_BUILT_BY_ID] = tags[TAG_BUILT_BY_ID]
+    return merged
+
+
 def _target(rid: str, type_: str, body: dict[str, Any], step: str = "distribute") -> ResourceSpec:
     parts = parse_resource_id(rid)
+    owner = body.get("tags", {}).get(TAG_BUILT_BY_ID)
     names = [p for p in parts.get("parents", "").split("/") if p]
     return ResourceSpec(
         type=type_,
@@ -125,6 +140,7 @@ def _target(rid: str, type_: str, body: dict[str, Any], step: str = "distribute"
         body=body,
         parents=tuple(names),
         step=step,
+        owner_tag=(TAG_BUILT_BY_ID, owner) if owner else None,
     )
 
 
@@ -132,7 +148,7 @@ def managed_image(distributor: Mapping[str, Any], vm_id: str, tags: Mapping[str,
     """distribute[].type ManagedImage: an image from the generalized build VM."""
     body = {
         "location": distributor["location"],
-        "tags": {**tags, **(distributor.get("artifactTags") or {})},
+        "tags": _artifact_tags(distributor, tags),
         "properties": {"sourceVirtualMachine": {"id": vm_id}, "hyperVGeneration": "V2"},
     }
     return _target(distributor["imageId"], t.IMAGE, body)
@@ -154,7 +170,7 @@ def gallery_image_version(
     ]
     body = {
         "location": location,
-        "tags": {**tags, **(distributor.get("artifactTags") or {})},
+        "tags": _artifact_tags(distributor, tags),
         "properties": {
             "publishingProfile": {
                 "targetRegions": [
@@ -171,6 +187,47 @@ def gallery_image_version(
         },
     }
     return _target(f"{image_id}/versions/{version}", t.GALLERY_IMAGE_VERSION, body)
+
+
+TargetDecision = Literal["ours", "next-version", "conflict"]
+
+
+def target_source_vm(resource: Mapping[str, Any]) -> str:
+    """The VM an image or gallery image version was made from ("" when it names none)."""
+    props = resource.get("properties") or {}
+    source = ((props.get("storageProfile") or {}).get("source")) or {}
+    vm = source.get("virtualMachineId") or source.get("id")
+    return str(vm or (props.get("sourceVirtualMachine") or {}).get("id") or "")
+
+
+def made_by_build(resource: Mapping[str, Any], build_id: str, vm_id: str) -> bool:
+    """An existing target is this build's when it carries the build's id tag; one made before that
+    tag existed is recognised by its source, the build's own VM (named after the build id)."""
+    tags = resource.get("tags") or {}
+    if tags.get(TAG_BUILT_BY_ID):
+        return bool(build_id) and tags[TAG_BUILT_BY_ID] == build_id
+    return bool(vm_id) and target_source_vm(resource).lower() == vm_id.lower()
+
+
+def target_decision(
+    existing: Mapping[str, Any] | None, build_id: str, vm_id: str, latest: bool
+) -> TargetDecision:
+    """What to do about a distribution target found in Azure: ours (nothing found, or this build made
+    it), take the next version (Latest versioning: another writer took this one), or a conflict (a
+    name the user chose, already used by someone else)."""
+    if existing is None or made_by_build(existing, build_id, vm_id):
+        return "ours"
+    return "next-version" if latest else "conflict"
+
+
+def made_by_text(resource: Mapping[str, Any]) -> str:
+    """Who made an existing target, for messages: "made by build ns/name (build id x)" or "not by kaib"."""
+    tags = resource.get("tags") or {}
+    who = tags.get(TAG_BUILT_BY)
+    if not who:
+        return "not made by kaib"
+    build_id = tags.get(TAG_BUILT_BY_ID)
+    return f"made by build {who}" + (f" (build id {build_id})" if build_id else "")
 
 
 def next_version(existing: list[str], major: int = -1) -> str:

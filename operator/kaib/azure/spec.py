@@ -42,6 +42,9 @@ class ResourceSpec:
     # (account, "default") for a blob container.
     parents: tuple[str, ...] = ()
     step: str = ""
+    # (tag, value) marking the resources this spec's writer made, for names others may use too
+    # (distribution targets): an existing resource without it is never written over.
+    owner_tag: tuple[str, str] | None = None
 
     @property
     def id(self) -> str:
@@ -50,11 +53,18 @@ class ResourceSpec:
     def parameters(self, existing: Mapping[str, Any] | None) -> dict[str, Any] | None:
         """The body to PUT, or None when the existing resource is fine as it is.
 
-        Names are deterministic and the engine is the only writer, so an existing resource in a good
-        state is ours and complete; only a failed or canceled one is sent again.
+        The staging resources' names derive from the build, so an existing one in a good state is ours
+        and complete; only a failed or canceled one is sent again. A spec with an `owner_tag` names a
+        resource others may have made (a distribution target): one without the tag is left as it is,
+        and the caller decides from the outcome's resource whether it is its own.
         """
         if existing is None:
             return dict(self.body)
+        if self.owner_tag is not None:
+            key, value = self.owner_tag
+            tags = existing.get("tags")
+            if not isinstance(tags, Mapping) or tags.get(key) != value:
+                return None
         if provisioning_state(existing) in RETRY_STATES:
             return dict(self.body)
         return None

@@ -46,9 +46,21 @@ async def generalize(run: Run) -> StepResult:
     return StepResult.done()
 
 
+# How many times one operator process picks another version for one Latest target whose version
+# another writer took (kept in memory: status.runOutputs has no field for it). Each pick is above every
+# version listed, so only writers that keep winning the same race could use them all up.
+MAX_VERSION_PICKS = 5
+_version_picks: dict[tuple[str, str], int] = {}
+
+
 def artifact_tags(run: Run) -> dict[str, str]:
     # Not ownership tags: distributed images are the user's and must survive cleanup and the sweeper.
-    return {"kaib.dev/built-by": f"{run.namespace}/{run.name}", "kaib.dev/template": run.template_name}
+    # The build id tag says which build made a target, as target names are the user's to choose.
+    return {
+        compute.TAG_BUILT_BY: f"{run.namespace}/{run.name}",
+        compute.TAG_BUILT_BY_ID: run.build_id,
+        "kaib.dev/template": run.template_name,
+    }
 
 
 async def distribute(run: Run) -> StepResult:
@@ -93,7 +105,7 @@ async def distribute(run: Run) -> StepResult:
         # Save the artifacts chosen (a gallery version picked by Latest) before creating them: a
         # restart then creates that same version, never a second one.
         return StepResult.wait(0.0)
-    images = await _images(run, targets, pending, outputs) if pending else StepResult.done()
+    images = await _images(run, targets, pending, outputs, vm_id) if pending else StepResult.done()
     copied = await vhd.distribute(run, vhds, outputs) if vhds else StepResult.done()
     _record(run, outputs)
     return _both(images, copied)
@@ -110,17 +122,101 @@ async def _images(
     targets: list[tuple[dict[str, Any], ResourceSpec]],
     pending: list[ResourceSpec],
     outputs: dict[str, dict[str, Any]],
+    vm_id: str,
 ) -> StepResult:
-    """Managed images and gallery image versions, as one wave of ARM resources."""
+    """Managed images and gallery image versions, as one wave of ARM resources.
+
+    A target found in Azure is this build's only when it carries the build's id tag: another build
+    may have taken the same gallery version (Latest), or a user's name may already be used.
+    """
     result_waves = await waves.ensure(run.status, [pending], run.ops_for, run.settings, record=False)
     outcomes = result_waves.outcomes or {}
+    repicked = False
     for target, spec in targets:
         outcome = outcomes.get(spec.id)
-        if outcome is not None and outcome.state == "done":
-            outputs[str(target["runOutputName"])]["provisioningState"] = "Succeeded"
+        if outcome is None:
+            continue
+        name = str(target["runOutputName"])
+        decision = compute.target_decision(outcome.resource, run.build_id, vm_id, _latest(target))
+        picks = _version_picks.get((run.build_id, name), 0)
+        if decision == "conflict" or (decision == "next-version" and picks >= MAX_VERSION_PICKS):
+            assert outcome.resource is not None
+            del outputs[name]  # nothing of this build's: not an artifact to report
+            return _exists(run, name, spec, outcome.resource, picks)
+        if decision == "next-version":
+            assert outcome.resource is not None
+            picked = await _pick_again(run, target, spec, outputs[name])
+            if isinstance(picked, StepResult):
+                return picked
+            _version_picks[(run.build_id, name)] = picks + 1
+            repicked = True
+        elif outcome.state == "done":
+            outputs[name]["provisioningState"] = "Succeeded"
+            _version_picks.pop((run.build_id, name), None)
+    if repicked:
+        # Save the new version before creating it, as for the first pick: a restart never makes two.
+        return StepResult.wait(0.0)
     if result_waves.state == "done":
         return StepResult.done()
     return StepResult(result_waves.state, result_waves.requeue, result_waves.message, "Failed")
+
+
+def _latest(target: Mapping[str, Any]) -> bool:
+    """A SharedImage target whose version kaib picks (scheme Latest), rather than one the user named."""
+    if target.get("type") != "SharedImage" or "/versions/" in str(target["galleryImageId"]).lower():
+        return False
+    return bool((target.get("versioning") or {"scheme": "Latest"}).get("scheme") == "Latest")
+
+
+def _exists(run: Run, name: str, spec: ResourceSpec, existing: Mapping[str, Any], picks: int) -> StepResult:
+    """Fail the target: its name is taken by something this build did not make."""
+    what = waves.describe(spec)
+    if picks:
+        message = (
+            f"distribute {name}: {what} ({spec.id}) already exists and was not made by this build "
+            f"({compute.made_by_text(existing)}), after {picks} other versions were taken the same way; "
+            "retry the build, or set an explicit version"
+        )
+    else:
+        message = (
+            f"distribute {name}: {spec.id} already exists and was not made by this build "
+            f"({compute.made_by_text(existing)}); choose another name/version or delete it"
+        )
+    _version_picks.pop((run.build_id, name), None)
+    return StepResult.fail(message, "DistributionTargetExists")
+
+
+async def _pick_again(
+    run: Run, target: Mapping[str, Any], taken: ResourceSpec, output: dict[str, Any]
+) -> StepResult | None:
+    """Latest versioning, when another writer made the version picked: the next free one, above every
+    version listed and above the taken one (still being created, it may not be listed yet)."""
+    names = await _version_names(run, str(target["galleryImageId"]))
+    if isinstance(names, StepResult):
+        return names
+    major = int((target.get("versioning") or {}).get("major", -1))
+    version = compute.next_version([*names, taken.name], major)
+    output["artifactId"] = taken.id.rsplit("/", 1)[0] + "/" + version
+    output["provisioningState"] = "Creating"
+    run.event(
+        "DistributionVersionTaken",
+        f"distribute {output['runOutputName']}: version {taken.name} was made by another writer; "
+        f"using {version}",
+    )
+    return None
+
+
+async def _version_names(run: Run, image_id: str) -> list[str] | StepResult:
+    parts = parse_resource_id(image_id)
+    clients = run.engine.azure.for_subscription(parts.get("subscription"))
+    try:
+        return await list_names(
+            clients.compute.gallery_image_versions.list_by_gallery_image(
+                parts["resourceGroup"], parts.get("parents", ""), parts["name"]
+            )
+        )
+    except Exception as exc:
+        return azure_problem(run, exc, f"listing versions of {image_id}")
 
 
 def _both(a: StepResult, b: StepResult) -> StepResult:
@@ -149,15 +245,7 @@ async def _gallery_version(
                 f"versioning Source needs a source version x.y.z, got {version!r}", "InvalidVersion"
             )
         return version
-    parts = parse_resource_id(image_id)
-    gallery = parts.get("parents", "")
-    clients = run.engine.azure.for_subscription(parts.get("subscription"))
-    try:
-        names = await list_names(
-            clients.compute.gallery_image_versions.list_by_gallery_image(
-                parts["resourceGroup"], gallery, parts["name"]
-            )
-        )
-    except Exception as exc:
-        return azure_problem(run, exc, f"listing versions of {image_id}")
+    names = await _version_names(run, image_id)
+    if isinstance(names, StepResult):
+        return names
     return compute.next_version(names, int(versioning.get("major", -1)))
