@@ -263,13 +263,18 @@ def committed_crds(into: Path) -> Path:
     return into
 
 
-def template(name: str, sandbox: Sandbox, images_group: str, **extra: Any) -> dict[str, Any]:
+def template(
+    name: str, sandbox: Sandbox, images_group: str, image_name: str | None = None, **extra: Any
+) -> dict[str, Any]:
+    """A template distributing to the managed image `image_name` (default `<name>-img`): kaib never takes
+    over an image another build made, so templates of one name in several namespaces need their own."""
+    image_id = f"{images_group}/providers/Microsoft.Compute/images/{image_name or name + '-img'}"
     spec: dict[str, Any] = {
         "source": {"type": "PlatformImage", "publisher": "Canonical", "offer": "ubuntu-24_04-lts",
                    "sku": "server", "version": "latest"},
         "customize": [{"type": "Shell", "name": "hello", "inline": ["echo hello"]}],
         "distribute": [{"type": "ManagedImage", "runOutputName": "golden", "location": LOCATION,
-                        "imageId": f"{images_group}/providers/Microsoft.Compute/images/{name}-img"}],
+                        "imageId": image_id}],
         "vmProfile": {"vmSize": "Standard_B2s"},
         "azure": {"subscriptionId": sandbox.subscription_id, "location": LOCATION},
     }  # fmt: skip
@@ -492,7 +497,8 @@ def single_builds(env: Env, topologies: Iterable[str], timeout: float = 300) -> 
     out = []
     for kind in topologies:
         ns = env.cluster.namespace(kind.lower())
-        env.cluster.apply(ns, [template("t", env.sandbox, env.images, **vnet_config(kind, net))])
+        tmpl = template("t", env.sandbox, env.images, image_name=f"{ns}-img", **vnet_config(kind, net))
+        env.cluster.apply(ns, [tmpl])
         wait_templates_ready(env, ns, 1, 120)
         time.sleep(1)  # let the template's own requests settle
         t0 = time.time()
