@@ -366,8 +366,9 @@ def test_shared_image_gallery_distribution_with_latest_versioning(
     )
 
 
-def test_validation_failure_with_continue_distribute_is_partially_succeeded(
-    kube: Kube, outcomes: SandboxHandle, operator: Operator, images_group: str
+@pytest.mark.parametrize("continue_distribute", [True, False])
+def test_a_failing_validator_partially_succeeds_or_fails_by_continue_distribute_on_failure(
+    kube: Kube, outcomes: SandboxHandle, operator: Operator, images_group: str, continue_distribute: bool
 ) -> None:
     sandbox = outcomes
     result = {
@@ -390,7 +391,7 @@ def test_validation_failure_with_continue_distribute_is_partially_succeeded(
     }
     sandbox.add_outcome("*", exitCode=1, result=result)
     validate = {
-        "continueDistributeOnFailure": True,
+        "continueDistributeOnFailure": continue_distribute,
         "inVMValidations": [{"type": "Shell", "name": "check", "inline": ["false"]}],
     }
     tmpl = template("val", sandbox, images_group, validate=validate)
@@ -398,13 +399,21 @@ def test_validation_failure_with_continue_distribute_is_partially_succeeded(
     apply(kube, ns, tmpl, build("b", "val"))
     done = wait_phase(kube, operator, ns, "b", {"Succeeded", "PartiallySucceeded", "Failed"})
     status = done["status"]
-    assert status["phase"] == "PartiallySucceeded", status["message"]
     assert "validator 'check' failed" in status["message"], json.dumps(status["conditions"], indent=1)
-    assert condition(done, "Customized")["status"] == "True"
+    assert condition(done, "Customized")["status"] == "True", json.dumps(status["conditions"], indent=1)
     assert condition(done, "Validated")["status"] == "False"
-    assert condition(done, "Distributed")["status"] == "True"
     assert condition(done, "Stalled")["status"] == "True"
-    assert status["runOutputs"][0]["provisioningState"] == "Succeeded"
+    if continue_distribute:  # AIB: the image is distributed and the run is PartiallySucceeded
+        assert status["phase"] == "PartiallySucceeded", status["message"]
+        assert condition(done, "Distributed")["status"] == "True"
+        assert status["runOutputs"][0]["provisioningState"] == "Succeeded"
+    else:  # nothing is distributed and the run fails
+        assert status["phase"] == "Failed", status["message"]
+        assert status["message"].count("validator 'check' failed") == 1, status["message"]
+        assert all(c["status"] != "True" for c in status["conditions"] if c["type"] == "Distributed")
+        assert not status.get("runOutputs"), status.get("runOutputs")
+        image = tmpl["spec"]["distribute"][0]["imageId"].lower()
+        assert image not in {r["id"].lower() for r in sandbox.inventory()}
     assert_nothing_left(sandbox, status["buildId"])
 
 

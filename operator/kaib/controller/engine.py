@@ -220,7 +220,10 @@ async def _work(run: Run) -> Advance:
                 status.data["message"] = f"{STARTED[name]}: {result.message}"
             return Advance(status.data, max(result.requeue, 0.05), tuple(run.events))
         if result.state == "failed":
-            _fail(run, name, result.message, result.reason or "Failed")
+            # The builder may end while the engine still follows customize: a failed validator fails
+            # validate, not the customization that succeeded.
+            failed = "validate" if result.reason == "ValidationFailed" else name
+            _fail(run, failed, result.message, result.reason or "Failed")
             # Save the failure before cleanup deletes anything: a lost write (a crash, an apiserver
             # outage) would otherwise resume the step against half-deleted resources and report that.
             return Advance(status.data, 0.0, tuple(run.events))
@@ -292,12 +295,12 @@ async def _follow_builder(run: Run) -> StepResult:
     if failed == "validate":
         if status.step_state("customize") != "Done":
             status.set_step("customize", "Done", "Succeeded", "customization done")
+        if not (run.spec.get("validate") or {}).get("continueDistributeOnFailure"):
+            return StepResult("failed", 0.0, message, "ValidationFailed")  # _work fails validate
         status.set_step("validate", "Failed", "Failed", message)
         status.data["message"] = message
         run.event("ValidateFailed", message, warning=True)
-        if (run.spec.get("validate") or {}).get("continueDistributeOnFailure"):
-            return StepResult.done()  # distribute anyway; the build ends PartiallySucceeded
-        return StepResult("failed", 0.0, message, "ValidationFailed")
+        return StepResult.done()  # distribute anyway; the build ends PartiallySucceeded
     return StepResult("failed", 0.0, message, "CustomizationFailed")
 
 
