@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,7 +108,9 @@ def running_chart_operator(
 def template(
     sandbox: SandboxHandle, images_group: str, namespace: str, name: str = "rbac-ubuntu"
 ) -> dict[str, Any]:
-    return image_template(name, sandbox, images_group, namespace=namespace, image_name=f"{namespace}-{name}")
+    # A fresh image name each time: kaib never takes over an image another build made (a retried test's).
+    image = f"{namespace}-{name}-{uuid.uuid4().hex[:6]}"
+    return image_template(name, sandbox, images_group, namespace=namespace, image_name=image)
 
 
 def build(namespace: str, name: str = "rbac-ubuntu-1", template_name: str = "rbac-ubuntu") -> dict[str, Any]:
