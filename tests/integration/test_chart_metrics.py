@@ -4,6 +4,7 @@ runs: the counters move, and the probes the chart points at answer."""
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -43,15 +44,17 @@ def test_counters_move_during_a_build(kube: Kube, sandbox: SandboxHandle, helm: 
             if not first and (scraped := operator.scrape()) is not None and scraped[0] == 200:
                 first.append(scraped[1])
 
+        # Fresh names: a retried test must not find its first attempt's finished build.
+        name = f"metrics-{uuid.uuid4().hex[:6]}"
         docs = (
-            template(sandbox, images_group(sandbox), team, name="metrics-ubuntu"),
-            build(team, name="metrics-ubuntu-1", template_name="metrics-ubuntu"),
+            template(sandbox, images_group(sandbox), team, name=name),
+            build(team, name=f"{name}-1", template_name=name),
         )
         for doc in docs:
             kube.kubectl("apply", "-f", "-", input=json.dumps(doc))
-        final = wait_final(kube, operator, team, "metrics-ubuntu-1", during=scrape_once)
+        final = wait_final(kube, operator, team, f"{name}-1", during=scrape_once)
         assert final["phase"] == "Succeeded", json.dumps(final, indent=1)[-3000:]
-        end = operator.scrape()
+        end = operator.wait_for("/metrics to answer", lambda: operator.scrape(), 30)
         assert end is not None, f"nothing serves /metrics on KAIB_METRICS_PORT\n{operator.log()[-4000:]}"
         code, text = end
         assert code == 200
