@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,7 +20,7 @@ from kaib.devenv.manifests import image_build, image_template
 from tests.fixtures import builds
 from tests.fixtures.builds import apply as apply  # test_engine_real imports it here
 from tests.fixtures.builds import condition as condition  # test_engine_real imports it here
-from tests.fixtures.builds import get, owned
+from tests.fixtures.builds import creates_per_resource, get, owned
 from tests.fixtures.builds import wait_phase as wait_phase  # test_engine_real imports it here
 from tests.fixtures.controlplane import Kube
 from tests.fixtures.operator import Operator as Operator  # test_chaos and test_engine_real import it here
@@ -50,15 +49,6 @@ IMAGES_RG = "images"
 @pytest.fixture(scope="module")
 def images_group(sandbox: SandboxHandle) -> str:
     return builds.images_group(sandbox, IMAGES_RG)
-
-
-def creates_per_resource(sandbox: SandboxHandle, build_id: str) -> Counter[str]:
-    """PUTs answered 201 (created) per resource path, for this build's names."""
-    created: Counter[str] = Counter()
-    for rec in sandbox.requests(limit=20000):
-        if rec.get("method") == "PUT" and rec.get("status") == 201 and build_id in str(rec.get("path")):
-            created[str(rec["path"]).split("?")[0].lower()] += 1
-    return created
 
 
 def read_blob(sandbox: SandboxHandle, status: dict[str, Any], name: str) -> str:

@@ -22,11 +22,19 @@ from kaib.builder.result import BuildResult, PhaseResult
 from kaib.controller.credentials import secret_name
 from kaib.devenv.manifests import image_build, image_template
 from kaib.sandbox.latency import LatencyModel
-from tests.fixtures.builds import GROUP, VERSION, apply, condition, images_group, owned, wait_phase
+from tests.fixtures.builds import (
+    GROUP,
+    VERSION,
+    apply,
+    condition,
+    creates_per_resource,
+    images_group,
+    owned,
+    wait_phase,
+)
 from tests.fixtures.controlplane import Kube
 from tests.fixtures.operator import Operator
 from tests.fixtures.sandbox import FAST_SCALE, SandboxHandle
-from tests.integration.test_engine import creates_per_resource
 from tests.integration.test_engine import user_network as user_network  # the subnetId-only case's VNet
 
 WINDOW = 2.5  # real seconds a held step stays Running: wide enough to act in on a loaded machine

@@ -16,11 +16,19 @@ from azure.mgmt.compute import ComputeManagementClient
 from azure.storage.blob import BlobClient, BlobServiceClient
 
 from kaib.devenv.manifests import LOCATION, image_build
-from tests.fixtures.builds import apply, condition, events, images_group, owned, unique_template, wait_phase
+from tests.fixtures.builds import (
+    apply,
+    assert_only_staging_left,
+    condition,
+    events,
+    images_group,
+    unique_template,
+    wait_phase,
+)
 from tests.fixtures.controlplane import Kube
 from tests.fixtures.operator import Operator
 from tests.fixtures.sandbox import SandboxHandle
-from tests.integration.test_engine import creates_per_resource, read_blob, user_network
+from tests.integration.test_engine import read_blob, user_network
 from tests.integration.test_engine_vhd import _assert_disk_vhd, _staging_account
 
 __all__ = ["user_network"]  # a fixture: imported for pytest to find, not called
@@ -143,15 +151,7 @@ def test_every_distribution_type_succeeds_in_every_topology(
     assert vhds == [f"{build_id}/vhd.vhd"], vhds  # one copy, nothing else
 
     # afterwards: nothing tagged as the build's; in the staging group only its account (the VHD's home)
-    assert owned(sandbox, build_id) == []
-    staging = status["stagingResourceGroup"].lower()
-    left = sorted(r["type"] for r in sandbox.inventory() if r["id"].lower().startswith(staging))
-    assert left in (
-        ["Microsoft.Resources/resourceGroups", "Microsoft.Storage/storageAccounts"],
-        ["Microsoft.Storage/storageAccounts"],
-    ), left
-    created = creates_per_resource(sandbox, build_id)
-    assert created and max(created.values()) == 1, created
+    assert_only_staging_left(sandbox, status)
 
     # the operator rendered the Packer plan for the builder agent beside the logs
     plan = json.loads(read_blob(sandbox, status, f"{build_id}/plan.json"))

@@ -9,7 +9,6 @@ import io
 import json
 import tarfile
 import uuid
-from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,7 +22,14 @@ from azure.storage.blob import BlobClient, BlobServiceClient
 
 from kaib.devenv.manifests import LOCATION, image_build, image_template
 from kaib.sandbox.diskexport import fixed_vhd, read_footer
-from tests.fixtures.builds import apply, condition, get, owned, wait_phase
+from tests.fixtures.builds import (
+    apply,
+    assert_only_staging_left,
+    condition,
+    get,
+    owned,
+    wait_phase,
+)
 from tests.fixtures.controlplane import Kube
 from tests.fixtures.operator import Operator, StartOperator
 from tests.fixtures.runtime import RuntimeKit
@@ -135,15 +141,6 @@ def test_disk_export_serves_the_disk_bytes_and_follows_azure_rules(sandbox: Sand
 # -- the engine: kaib run builds VHDs -------------------------------------------------------------
 
 
-def creates_per_resource(sandbox: SandboxHandle, build_id: str) -> Counter[str]:
-    """PUTs answered 201 (created) per resource path, for this build's names."""
-    created: Counter[str] = Counter()
-    for rec in sandbox.requests(limit=20000):
-        if rec.get("method") == "PUT" and rec.get("status") == 201 and build_id in str(rec.get("path")):
-            created[str(rec["path"]).split("?")[0].lower()] += 1
-    return created
-
-
 def vhd_template(sandbox: SandboxHandle, name: str, **target: Any) -> dict[str, Any]:
     """The smallest template, its one target a VHD (so no images group: the default target is replaced)."""
     distribute = [{"type": "VHD", "runOutputName": "vhd", **target}]
@@ -174,15 +171,7 @@ def _assert_disk_vhd(data: bytes, status: dict[str, Any]) -> None:
 
 def _assert_clean(sandbox: SandboxHandle, status: dict[str, Any]) -> None:
     build_id = status["buildId"]
-    assert owned(sandbox, build_id) == []
-    staging = status["stagingResourceGroup"].lower()
-    left = sorted(r["type"] for r in sandbox.inventory() if r["id"].lower().startswith(staging))
-    assert left in (
-        ["Microsoft.Resources/resourceGroups", "Microsoft.Storage/storageAccounts"],
-        ["Microsoft.Storage/storageAccounts"],
-    ), left
-    created = creates_per_resource(sandbox, build_id)
-    assert created and max(created.values()) == 1, created
+    assert_only_staging_left(sandbox, status)
     posts = [
         r for r in sandbox.requests(limit=20000) if r.get("method") == "POST" and build_id in str(r["path"])
     ]
