@@ -20,7 +20,8 @@ from azure.storage.blob.aio import ContainerClient
 
 from kaib.azure.clients import AzureClients
 from kaib.controller.blobs import LogStore, log_store
-from kaib.controller.kube import BUILDS, Kube, load_api_client
+from kaib.controller.kube import BUILDS, Kube
+from kaib.controller.kubeauth import KubeConfigError
 
 LOGS = ("customization.log", "validation.log")
 TERMINAL = {"Succeeded", "PartiallySucceeded", "Failed", "Canceled"}
@@ -80,7 +81,14 @@ def locate(build: dict[str, Any]) -> tuple[str, str, str, str]:
 
 
 async def _logs(args: argparse.Namespace, out: TextIO) -> int:
-    kube = Kube(load_api_client(args.kubeconfig))
+    kube = Kube.from_kubeconfig(args.kubeconfig)
+    try:
+        return await _print_logs(kube, args, out)
+    finally:
+        await kube.close()
+
+
+async def _print_logs(kube: Kube, args: argparse.Namespace, out: TextIO) -> int:
     build = await kube.get(BUILDS, args.namespace, args.build)
     if build is None:
         raise LogsError(f"imagebuild {args.namespace}/{args.build} not found")
@@ -113,7 +121,7 @@ async def _logs(args: argparse.Namespace, out: TextIO) -> int:
 def main(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(_logs(args, sys.stdout))
-    except LogsError as exc:
+    except (LogsError, KubeConfigError) as exc:
         print(f"kaib logs: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

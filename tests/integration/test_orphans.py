@@ -133,7 +133,6 @@ def test_sweeper_deletes_orphans_in_order_and_never_touches_live_owners(
 ) -> None:
     from kaib.azure.clients import AzureClients
     from kaib.controller.kube import Kube as EngineKube
-    from kaib.controller.kube import load_api_client
 
     ns = kube.namespace(f"orph-{uuid.uuid4().hex[:6]}")
     # Live owners: a template and a build of it that has no status yet (its resources exist first).
@@ -176,11 +175,11 @@ def test_sweeper_deletes_orphans_in_order_and_never_touches_live_owners(
     )
 
     async def sweep(grace: float, sightings: orphans.Sightings) -> sweeper.Report:
-        azure = AzureClients.from_env()
+        azure, engine_kube = AzureClients.from_env(), EngineKube.from_kubeconfig(kube.kubeconfig)
         try:
             s = sweeper.Sweeper(
                 azure,
-                EngineKube(load_api_client(kube.kubeconfig)),
+                engine_kube,
                 sweeper.SweeperSettings(grace=grace, namespaces=(ns,)),
                 StepSettings(wait=0.5, requeue=0.2, error_requeue=0.2),
                 sightings=sightings,
@@ -188,6 +187,7 @@ def test_sweeper_deletes_orphans_in_order_and_never_touches_live_owners(
             return await s.sweep_once()
         finally:
             await azure.close()
+            await engine_kube.close()
 
     before = {
         t: removed_count(t)

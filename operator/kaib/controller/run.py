@@ -19,7 +19,7 @@ from kaib import metrics
 from kaib.azure.clients import AzureClients
 from kaib.controller import sweeper
 from kaib.controller.handlers import Memo, register
-from kaib.controller.kube import Kube, load_api_client
+from kaib.controller.kube import Kube
 from kaib.controller.run_context import Engine, EngineSettings
 
 
@@ -79,7 +79,7 @@ def settings(args: argparse.Namespace) -> kopf.OperatorSettings:
 
 async def serve(args: argparse.Namespace) -> None:
     azure = AzureClients.from_env()
-    kube = Kube(load_api_client(args.kubeconfig))
+    kube = Kube.from_kubeconfig(args.kubeconfig)
     engine_settings = EngineSettings.from_env(
         fast=not azure.settings.is_azure, max_active=args.max_active_builds, namespaces=tuple(args.namespace)
     )
@@ -107,6 +107,7 @@ async def serve(args: argparse.Namespace) -> None:
         if server is not None:
             server.close()
         await azure.close()
+        await kube.close()
 
 
 def _metrics_server() -> metrics.MetricsServer | None:
@@ -125,7 +126,7 @@ def main(args: argparse.Namespace) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    for noisy in ("azure", "kubernetes", "aiohttp.access"):
+    for noisy in ("azure", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     asyncio.run(serve(args))
     return 0

@@ -327,7 +327,7 @@ class Sweeper:
             "lastTimestamp": now,
             "count": 1,
         }
-        await asyncio.to_thread(self.kube.core.create_namespaced_event, namespace, body, _request_timeout=30)
+        await self.kube.create_event(namespace, body)
 
 
 def resource_spec(found: Found) -> ResourceSpec:
