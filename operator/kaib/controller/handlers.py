@@ -29,7 +29,7 @@ from kaib.azure.async_step import StepSettings, now_rfc3339
 from kaib.azure.spec import RESOURCE_GROUP, STORAGE_ACCOUNT, ResourceSpec, parse_resource_id
 from kaib.controller import engine as build_engine
 from kaib.controller import gauges, queue, templates
-from kaib.controller.kube import BUILDS, GROUP, TEMPLATES, VERSION
+from kaib.controller.kube import BUILDS, GROUP, TEMPLATES, VERSION, Kube
 from kaib.controller.run_context import Engine
 
 log = logging.getLogger(__name__)
@@ -51,10 +51,11 @@ def register(registry: kopf.OperatorRegistry) -> None:
     """Attach every handler to `registry` (no module-level global registry)."""
 
     @kopf.on.login(registry=registry)
-    def login(**kwargs: Any) -> Any:
-        # A private registry has none of kopf's default login handlers: use the kubernetes client's
-        # (KUBECONFIG, or the in-cluster service account).
-        return kopf.login_via_client(**kwargs)
+    async def login(memo: Any, **_: Any) -> kopf.ConnectionInfo:
+        # A private registry has none of kopf's default login handlers: kopf gets the credentials
+        # kaib's own API calls use (kaib.controller.kubeauth); called again when they expire.
+        state: Memo = memo.kaib
+        return await state.engine.kube.credentials.connection_info()
 
     # On deletion kopf sets `stopped` and cancels the daemon only after cancellation_backoff: a round in
     # progress finishes and writes what it created before the delete handler cleans up.
@@ -62,22 +63,30 @@ def register(registry: kopf.OperatorRegistry) -> None:
         GROUP, VERSION, BUILDS, registry=registry, cancellation_backoff=30.0, cancellation_timeout=10.0
     )
     async def build_daemon(
-        stopped: kopf.DaemonStopped, name: str, namespace: str | None, uid: str, memo: Any, **_: Any
+        stopped: kopf.DaemonStopped,
+        body: kopf.Body,
+        name: str,
+        namespace: str | None,
+        uid: str,
+        memo: Any,
+        **_: Any,
     ) -> None:
         assert namespace is not None  # namespaced resource
         state: Memo = memo.kaib
         done = state.daemons.setdefault(uid, asyncio.Event())
         done.clear()
+        view = BuildView(body, namespace, name)
         try:
             while not stopped:
                 started = time.monotonic()
                 try:
-                    requeue = await _reconcile_build(state, namespace, name)
+                    requeue = await _reconcile_build(state, view)
                     result = (
                         "success" if requeue is None else ("requeue" if requeue == 0 else "requeue_after")
                     )
                 except Exception:
                     log.exception("build %s/%s: reconcile failed; retrying", namespace, name)
+                    view.reread()
                     requeue = state.engine.settings.step.error_requeue
                     result = "error"
                 metrics.observe_reconcile("imagebuild", result, time.monotonic() - started)
@@ -175,16 +184,51 @@ def register(registry: kopf.OperatorRegistry) -> None:
             raise kopf.TemporaryError(message, delay=state.engine.settings.step.requeue)
 
 
-async def _reconcile_build(state: Memo, namespace: str, name: str) -> float | None:
+@dataclass
+class BuildView:
+    """The build a daemon reconciles: metadata and spec from kopf's live body (the watch keeps it
+    current: a cancel or a deletion shows there), the status as the daemon's own last write left it.
+
+    While its daemon runs, the daemon is the only writer of a build's status, so the answer to its
+    last status patch is the newest status there is, even before the watch event of that write comes
+    back. Reading the build from the apiserver every round instead cost a GET per round (3,200 for
+    200 builds) on the operator's busiest path. After a failed round (a write may or may not have
+    landed) the next round reads the build from the apiserver."""
+
+    body: kopf.Body
+    namespace: str
+    name: str
+    status: dict[str, Any] | None = None  # from the last status write; None: the body's
+    stale: bool = False  # read the build from the apiserver next round
+
+    def reread(self) -> None:
+        self.status, self.stale = None, True
+
+    async def current(self, kube: Kube) -> dict[str, Any] | None:
+        """The build to reconcile now; None when it is gone."""
+        if self.stale:
+            fresh = await kube.get(BUILDS, self.namespace, self.name)
+            if fresh is None:
+                return None
+            self.status, self.stale = dict(fresh.get("status") or {}), False
+        build = dict(self.body)  # kopf replaces its raw body on each event, never edits it in place
+        if self.status is not None:
+            build["status"] = self.status
+        return build
+
+
+async def _reconcile_build(state: Memo, view: BuildView) -> float | None:
     """One round for one build; when to come back (None: finished or gone)."""
-    build = await state.engine.kube.get(BUILDS, namespace, name)
+    namespace, name = view.namespace, view.name
+    build = await view.current(state.engine.kube)
     if build is None or build["metadata"].get("deletionTimestamp"):
         return None
     result = await build_engine.advance(state.engine, build)
     decided = time.monotonic()  # the requeue counts from here: writing the status is part of the wait
     before = build.get("status") or {}
     if result.status != before:
-        await state.engine.kube.patch_status(BUILDS, namespace, name, result.status)
+        written = await state.engine.kube.patch_status(BUILDS, namespace, name, result.status)
+        view.status = dict(written.get("status") or {})
         phase, sub = result.status.get("phase"), result.status.get("subState")
         if phase != before.get("phase") or sub != before.get("subState"):
             log.info("build %s/%s: %s/%s", namespace, name, phase, sub)
