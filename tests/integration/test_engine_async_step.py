@@ -85,3 +85,51 @@ def test_put_and_delete_resume_from_saved_tokens_with_new_clients(sandbox: Sandb
         assert spec.id.lower() not in ids
     finally:
         sandbox.set_latency(scale=FAST_SCALE)
+
+
+def test_tokens_saved_by_the_typed_network_client_resume_by_id(sandbox: SandboxHandle) -> None:
+    """An operator upgraded mid-operation: kaib saved network tokens from NetworkManagementClient before
+    it went through the generic resources client by id; those tokens still finish the PUT and DELETE."""
+    from azure.mgmt.network import NetworkManagementClient
+    from azure.mgmt.resource.resources import ResourceManagementClient
+
+    sandbox.client(ResourceManagementClient).resource_groups.create_or_update(
+        "upgrade", {"location": "westus"}
+    )
+    sandbox.set_latency(scale=FAST_SCALE * 50)  # a VNet PUT takes 0.4 s: still running when resumed
+    spec = vnet(sandbox, "upgrade", "typed")
+    network = sandbox.client(NetworkManagementClient)
+
+    def resume(saved: SavedOperation) -> async_step.Outcome:
+        async def scenario() -> async_step.Outcome:
+            clients = AzureClients.from_env(sandbox.env)
+            try:
+                arm = Arm(clients.for_subscription())
+                settings = StepSettings(wait=10.0, requeue=0.1)
+                if saved.method == "DELETE":
+                    return await async_step.delete(arm, spec, saved, settings)
+                return await async_step.reconcile(arm, spec, saved, settings)
+            finally:
+                await clients.close()
+
+        before = len(sandbox.requests(limit=20000))
+        outcome = asyncio.run(scenario())
+        after = sandbox.requests(limit=20000)[before:]
+        assert not [r for r in after if r["method"] in ("PUT", "DELETE")], "resuming must not send again"
+        assert [r for r in after if "/operations/" in r["path"]], "the saved operation is polled"
+        return outcome
+
+    try:
+        put = network.virtual_networks.begin_create_or_update("upgrade", "typed", dict(spec.body))
+        assert not put.done()
+        done = resume(SavedOperation(spec.id, "PUT", put.continuation_token(), "2026-01-01T00:00:00Z"))
+        assert done.state == "done" and done.resource is not None
+        assert done.resource["properties"]["provisioningState"] == "Succeeded"
+
+        delete = network.virtual_networks.begin_delete("upgrade", "typed")
+        assert not delete.done()
+        gone = resume(SavedOperation(spec.id, "DELETE", delete.continuation_token(), "2026-01-01T00:00:00Z"))
+        assert gone.state == "done"
+        assert spec.id.lower() not in {r["id"].lower() for r in sandbox.inventory()}
+    finally:
+        sandbox.set_latency(scale=FAST_SCALE)

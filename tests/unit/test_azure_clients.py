@@ -38,12 +38,12 @@ def test_clients_are_created_once_per_subscription_and_closed() -> None:
         assert clients.for_subscription(SUB) is first
         other = clients.for_subscription("00000000-0000-0000-0000-000000000002")
         assert other is not first
-        assert first.network._config.polling_interval == 1.0
+        assert first.resource._config.polling_interval == 1.0
         # one aiohttp session (one pool, one SSL context) under every client of every subscription
         sessions = {
             id(getattr(c._client._pipeline._transport, "session", None))
             for s in (first, other)
-            for c in (s.resource, s.network, s.compute, s.containers, s.storage)
+            for c in (s.resource, s.compute, s.containers, s.storage)
         }
         assert sessions == {id(clients._session)}
         session = clients._session

@@ -22,7 +22,6 @@ from azure.core.pipeline.transport import AioHttpTransport
 from azure.identity.aio import DefaultAzureCredential
 from azure.mgmt.compute.aio import ComputeManagementClient
 from azure.mgmt.containerinstance.aio import ContainerInstanceManagementClient
-from azure.mgmt.network.aio import NetworkManagementClient
 from azure.mgmt.resource.resources.aio import ResourceManagementClient
 from azure.mgmt.storage.aio import StorageManagementClient
 
@@ -65,13 +64,12 @@ class ServiceClients:
 
     subscription_id: str
     resource: ResourceManagementClient
-    network: NetworkManagementClient
     compute: ComputeManagementClient
     containers: ContainerInstanceManagementClient
     storage: StorageManagementClient
 
     async def close(self) -> None:
-        for client in (self.resource, self.network, self.compute, self.containers, self.storage):
+        for client in (self.resource, self.compute, self.containers, self.storage):
             await client.close()
 
 
@@ -125,9 +123,6 @@ class AzureClients:
         return ServiceClients(
             subscription_id=subscription_id,
             resource=ResourceManagementClient(
-                credential, subscription_id, transport=self._transport(), **kwargs()
-            ),
-            network=NetworkManagementClient(
                 credential, subscription_id, transport=self._transport(), **kwargs()
             ),
             compute=ComputeManagementClient(

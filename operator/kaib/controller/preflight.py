@@ -14,9 +14,9 @@ from typing import Any
 from azure.core.exceptions import ResourceNotFoundError
 
 from kaib.azure import quota
-from kaib.azure.arm import list_names, to_rest
+from kaib.azure.arm import NETWORK_API_VERSION, list_names, to_rest
 from kaib.azure.compute import version_key
-from kaib.azure.spec import parse_resource_id
+from kaib.azure.spec import SUBNET, parse_resource_id, resource_id
 from kaib.controller import optimize, steps, vhd
 from kaib.controller.run_context import Run
 from kaib.controller.stepresult import StepResult, azure_problem
@@ -118,10 +118,14 @@ async def _check_subnets(run: Run) -> str | None:
     subnets: dict[str, dict[str, Any]] = {}
     for sid in filter(None, (build_subnet, aci_subnet)):
         parts = parse_resource_id(sid)
-        vnet = parts.get("parents", "")
-        ops = run.engine.azure.for_subscription(parts.get("subscription")).network.subnets
+        clients = run.engine.azure.for_subscription(parts.get("subscription"))
+        # The subnet's id rebuilt from its parts: the user's spelling never goes into the URL as is.
+        rid = resource_id(
+            clients.subscription_id, parts["resourceGroup"], SUBNET, (parts.get("parents", ""), parts["name"])
+        )
         try:
-            subnets[sid] = to_rest(await ops.get(parts["resourceGroup"], vnet, parts["name"])) or {}
+            got = await clients.resource.resources.get_by_id(rid, api_version=NETWORK_API_VERSION)
+            subnets[sid] = to_rest(got) or {}
         except ResourceNotFoundError:
             return f"subnet {sid} does not exist"
     if aci_subnet:

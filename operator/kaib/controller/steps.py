@@ -16,12 +16,11 @@ from typing import Any, cast
 
 from kaib.azure import compute, storage
 from kaib.azure import spec as t
-from kaib.azure.arm import Arm, to_rest
+from kaib.azure.arm import NETWORK_API_VERSION, Arm, to_rest
 from kaib.azure.compute import Access
 from kaib.azure.containerinstance import EnvVar, container_state
 from kaib.azure.network import private_ip
 from kaib.azure.planner import Plan, PlanFacts, os_type, plan
-from kaib.azure.spec import parse_resource_id
 from kaib.controller import blobs, vhd, waves
 from kaib.controller.credentials import new_credentials, secret_name
 from kaib.controller.run_context import Run
@@ -159,9 +158,10 @@ async def _endpoint_ip(run: Run, endpoint: dict[str, Any] | None) -> str | None:
         for ip in config.get("ipAddresses") or []:
             return str(ip)
     for nic in props.get("networkInterfaces") or []:
-        parts = parse_resource_id(str(nic.get("id", "")))
         body = to_rest(
-            await run.clients.network.network_interfaces.get(parts["resourceGroup"], parts["name"])
+            await run.clients.resource.resources.get_by_id(
+                str(nic.get("id", "")), api_version=NETWORK_API_VERSION
+            )
         )
         ip = private_ip(body)
         if ip:
