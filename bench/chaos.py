@@ -30,9 +30,11 @@ from typing import Any
 sys.path.pop(0)
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import code_version, load_average
+import tests.integration.test_chaos as chaos_test
+from bench.harness import code_version, load_average, operator_env, operator_environ, operator_python
 from bench.sandbox import machine
 from tests.fixtures.controlplane import Kube
+from tests.fixtures.operator import Operator
 from tests.fixtures.sandbox import start_sandbox, stop_sandbox
 from tests.integration.test_chaos import (
     KINDS,
@@ -48,6 +50,20 @@ from kaib.devenv.controlplane import ControlPlane
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).parent / "results" / "chaos.json"
 TARGETS = {"kills": 50, "builds_under_kills": 10, "duplicated": 0, "leaked": 0, "wrong_outcomes": 0}
+
+
+class RuntimeOperator(Operator):
+    """The tests' operator, run from the runtime-only venv as in every benchmark (harness.operator_python)."""
+
+    def argv(self) -> list[str]:
+        return [operator_python(), *super().argv()[1:]]
+
+    def environment(self) -> dict[str, str]:
+        return operator_environ(super().environment())
+
+
+# run_chaos starts its operators by this name; the tests themselves keep the dev venv's Python
+chaos_test.Operator = RuntimeOperator  # type: ignore[attr-defined]
 
 
 def row(stage: str, report: dict[str, Any]) -> dict[str, Any]:
@@ -104,7 +120,7 @@ def save(rows: list[dict[str, Any]], out: Path) -> bool:
     )
     result = {
         "name": "chaos",
-        "machine": {**machine(), "load_average": load_average()},
+        "machine": {**machine(), "load_average": load_average(), "operator_env": operator_env()},
         "code": code_version(),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "figures": figures,
@@ -146,6 +162,7 @@ def main() -> int:
     if args.render:
         print(markdown(json.loads(args.out.read_text())), end="")
         return 0
+    operator_env()  # the operator's venv synced and checked before anything starts
     workdir = Path(tempfile.mkdtemp(prefix="kaib-bench-chaos-"))
     plane = ControlPlane(workdir / "controlplane")
     plane.start()

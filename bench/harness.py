@@ -7,6 +7,7 @@ kept here so benchmarks never import test code. Everything binds to 127.0.0.1.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -25,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from kaib.devenv.assets import cache_root
 from kaib.devenv.controlplane import ControlPlane
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,6 +38,64 @@ FINAL = {"Succeeded", "PartiallySucceeded", "Failed", "Canceled"}
 TOPOLOGIES = ("NoVNet", "SubnetOnly", "SubnetAndACI")
 
 
+# -- the operator's Python ------------------------------------------------------------------------
+
+RUNTIME_ENV = "runtime (uv sync --frozen --no-dev --compile-bytecode, like the image; kaib editable)"
+PROBE = (
+    "import importlib.util, json, platform, kaib; print(json.dumps({"
+    "'python_version': platform.python_version(), 'kaib': kaib.__file__, "
+    "'kubernetes_installed': importlib.util.find_spec('kubernetes') is not None}))"
+)
+
+
+def runtime_venv() -> Path:
+    """Beside kaib's other caches (KAIB_CACHE, else $XDG_CACHE_HOME/kaib or ~/.cache/kaib)."""
+    return cache_root() / "runtime-venv"
+
+
+@functools.cache
+def operator_python() -> str:
+    """The Python that runs `kaib run` in the benchmarks: a runtime-only venv like the image's, synced.
+
+    Not sys.executable: the dev venv also holds the dev group, and kopf imports the `kubernetes`
+    client whenever it is installed (~36 MB resident), so an operator started from it is not what
+    the image runs (Dockerfile: `uv sync --frozen --no-dev`, bytecode compiled). This venv is cached
+    outside the work tree with kaib installed editable, so it runs the checked-out sources (and
+    code_version still says whether they were modified). `uv sync` at every benchmark start: it
+    follows uv.lock when that changed and takes ~0.5 s when nothing did (checking the bytecode).
+    Only the operator runs from it: the sandbox, the control plane and the bench's own code stay in
+    the dev venv (they may need dev packages).
+    """
+    venv = runtime_venv()
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}  # `uv run`'s venv, not this one
+    env["UV_PROJECT_ENVIRONMENT"] = str(venv)
+    cmd = [os.environ.get("UV") or "uv", "sync", "--frozen", "--no-dev", "--compile-bytecode", "--quiet"]
+    t0 = time.monotonic()
+    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} into {venv} failed:\n{done.stdout}{done.stderr}")
+    python = venv / "bin" / "python"
+    print(f"bench: the operator runs from {python} ({time.monotonic() - t0:.1f} s to sync)", file=sys.stderr)
+    return str(python)
+
+
+def operator_environ(env: dict[str, str]) -> dict[str, str]:
+    """`env` for the operator process, with the runtime venv activated (the image's PATH has it first)."""
+    venv = runtime_venv()
+    return {**env, "VIRTUAL_ENV": str(venv), "PATH": f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"}
+
+
+@functools.cache
+def operator_env() -> dict[str, Any]:
+    """Which Python ran the operator, for the results. Fails when the runtime venv's kaib is not this
+    work tree's (results would be credited to a commit whose code did not run)."""
+    probe = subprocess.run([operator_python(), "-c", PROBE], capture_output=True, text=True, check=True)
+    found: dict[str, Any] = json.loads(probe.stdout)
+    if Path(found.pop("kaib")).resolve() != REPO / "operator" / "kaib" / "__init__.py":
+        raise RuntimeError(f"{runtime_venv()} runs another tree's kaib: delete it and run again")
+    return {"kind": RUNTIME_ENV, "python": operator_python(), **found}
+
+
 # -- the sandbox ----------------------------------------------------------------------------------
 
 
@@ -45,6 +105,7 @@ class Sandbox:
     def __init__(self, workdir: Path, latency_scale: float) -> None:
         self.workdir = workdir
         env_file = workdir / "sandbox.env"
+        # the dev venv's Python (it may need dev packages): only the operator runs from the runtime one
         cmd = [sys.executable, "-m", "kaib.cli", "sandbox", "--env-file", str(env_file)]
         cmd += ["--latency-scale", str(latency_scale), "--runtime", "modelled"]
         with open(workdir / "sandbox.log", "wb") as log:
@@ -143,9 +204,9 @@ class Operator:
         self.metrics_port = free_port()
 
     def start(self) -> None:
-        env = {**os.environ, **self.sandbox.env, "KUBECONFIG": self.kubeconfig}
+        env = operator_environ({**os.environ, **self.sandbox.env, "KUBECONFIG": self.kubeconfig})
         env["KAIB_METRICS_PORT"] = str(self.metrics_port)  # 8080 may be another operator's
-        cmd = [sys.executable, "-m", "kaib.cli", "run", "--watch-timeout", "60"]
+        cmd = [operator_python(), "-m", "kaib.cli", "run", "--watch-timeout", "60"]
         cmd += ["--max-active-builds", str(self.max_active)]
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
@@ -352,6 +413,7 @@ def environment(
     latency_scale: float, max_active: int = 10, quotas: dict[str, Any] | None = None
 ) -> Iterator[Env]:
     """Sandbox, control plane and operator up; all stopped afterwards (the work dir kept on failure)."""
+    operator_env()  # the operator's venv synced and checked before anything starts
     workdir = Path(tempfile.mkdtemp(prefix="kaib-bench-"))
     sandbox = Sandbox(workdir, latency_scale)
     cluster: Cluster | None = None
@@ -444,12 +506,19 @@ def machine() -> dict[str, Any]:
 
 
 def code_version() -> dict[str, Any]:
-    """The commit the run used, and whether the operator's sources differed from it (a shared tree)."""
+    """The commit the run used, and whether the operator's sources or its dependencies (the runtime
+    venv follows the tree's uv.lock) differed from it (a shared tree)."""
     head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True)
-    dirty = subprocess.run(
-        ["git", "-C", str(REPO), "status", "--porcelain", "--", "operator/"], capture_output=True, text=True
-    )
-    return {"commit": head.stdout.strip(), "operator_sources_modified": bool(dirty.stdout.strip())}
+
+    def modified(*paths: str) -> bool:
+        cmd = ["git", "-C", str(REPO), "status", "--porcelain", "--", *paths]
+        return bool(subprocess.run(cmd, capture_output=True, text=True).stdout.strip())
+
+    return {
+        "commit": head.stdout.strip(),
+        "operator_sources_modified": modified("operator/"),
+        "dependencies_modified": modified("pyproject.toml", "uv.lock"),
+    }
 
 
 def load_average() -> list[float]:
@@ -466,7 +535,7 @@ def write_result(
 ) -> dict[str, Any]:
     result = {
         "name": name,
-        "machine": {**machine(), "load_average": load},
+        "machine": {**machine(), "load_average": load, "operator_env": operator_env()},
         "code": code_version(),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "figures": figures,

@@ -15,6 +15,8 @@ peak, builds done), the RSS of a bare Python that only imports the operator (the
 work), and whether the installed packages carry bytecode: without .pyc files (PYTHONDONTWRITEBYTECODE
 and a venv synced without --compile-bytecode) every start compiles ~15 MB of azure-mgmt sources and
 the compiler's peak stays resident; the operator image compiles them (Dockerfile UV_COMPILE_BYTECODE).
+The operator, the floor and the bytecode check all use the runtime-only venv that mirrors the image
+(harness.operator_python: no dev-group packages, which kopf would otherwise import if installed).
 
 Targets: all builds Succeeded; peak RSS <= 300 MiB; CPU <= 0.5 s per build; p99 <= 1 s.
 
@@ -24,7 +26,6 @@ Targets: all builds Succeeded; peak RSS <= 300 MiB; CPU <= 0.5 s per build; p99 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import subprocess
 import sys
 import threading
@@ -43,6 +44,10 @@ IMPORT_ONLY = (
     "import kaib.cli, kaib.controller.run; from pathlib import Path; "
     "print(next(line.split()[1] for line in Path('/proc/self/status').read_text().splitlines() "
     "if line.startswith('VmRSS:')))"
+)
+HAS_PYC = (
+    "import importlib.util as u, os, sys; "
+    "print(os.path.exists(u.cache_from_source(u.find_spec(sys.argv[1]).origin)))"
 )
 
 
@@ -66,16 +71,17 @@ class RssSampler:
 
 
 def import_only_rss_mib() -> float:
-    """VmRSS of a Python that imports the operator and does nothing else."""
-    out = subprocess.run([sys.executable, "-c", IMPORT_ONLY], capture_output=True, text=True, check=True)
+    """VmRSS of the operator's Python (harness.operator_python) importing the operator, nothing else."""
+    cmd = [harness.operator_python(), "-c", IMPORT_ONLY]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return round(int(out.stdout.strip()) / 1024, 1)
 
 
 def bytecode_installed() -> bool:
-    """Whether the largest SDK module the operator imports has its .pyc next to it."""
-    spec = importlib.util.find_spec("azure.mgmt.network.aio.operations._operations")
-    assert spec is not None and spec.origin is not None
-    return Path(importlib.util.cache_from_source(spec.origin)).exists()
+    """Whether the largest SDK module the operator imports has its .pyc next to it, in the operator's venv."""
+    module = "azure.mgmt.compute.aio.operations._operations"
+    cmd = [harness.operator_python(), "-c", HAS_PYC, module]
+    return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip() == "True"
 
 
 def process_counts(pid: int) -> dict[str, int]:
@@ -186,7 +192,7 @@ def main() -> int:
         "histogram (one handler run, no queueing), quantiles as bucket upper bounds; null if not served.",
         "templates and builds applied in batches of 100 (kubectl apply of a List), all at once otherwise.",
         "rss_peak_mib_by_phase: the operator's largest VmRSS (sampled every second) in each phase; "
-        "rss_import_only_mib: a Python that only imports the operator's modules (the floor).",
+        "rss_import_only_mib: the operator's Python only importing the operator's modules (the floor).",
     ]
     if args.templates < TEMPLATES or args.builds < BUILDS:
         notes.append(
