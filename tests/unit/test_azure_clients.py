@@ -66,3 +66,29 @@ def test_the_ca_file_is_passed_to_clients_explicitly() -> None:
     assert settings.ca_file == "/tmp/ca.pem"
     assert AzureSettings.from_env({}).ca_file is None
     assert AzureClients(settings)._transport_kwargs() == {"connection_verify": "/tmp/ca.pem"}
+
+
+@pytest.mark.parametrize(("proxy", "trusted"), [(None, False), ("http://proxy.corp:3128", True)])
+def test_the_environment_is_trusted_only_for_a_proxy(
+    monkeypatch: pytest.MonkeyPatch, proxy: str | None, trusted: bool
+) -> None:
+    """trust_env costs two worker-thread hops per request (netrc, proxy lookup): only with a proxy."""
+    from kaib.azure.clients import PROXY_VARIABLES
+
+    for variable in PROXY_VARIABLES:
+        monkeypatch.delenv(variable, raising=False)
+    if proxy:
+        monkeypatch.setenv("HTTPS_PROXY", proxy)
+
+    async def scenario() -> bool:
+        clients = AzureClients.from_env(
+            {"KAIB_ARM_ENDPOINT": "https://127.0.0.1:1", "AZURE_SUBSCRIPTION_ID": SUB}
+        )
+        clients.for_subscription()
+        assert clients._session is not None
+        try:
+            return clients._session.trust_env
+        finally:
+            await clients.close()
+
+    assert asyncio.run(scenario()) is trusted

@@ -31,6 +31,14 @@ from kaib.metrics import AzureRequestMetricsPolicy
 AZURE_ARM_ENDPOINT = "https://management.azure.com"
 
 
+PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+
+
+def proxy_from_environment() -> bool:
+    """Whether the environment names an HTTP(S) proxy (aiohttp's trust_env reads the same variables)."""
+    return any(os.environ.get(v) for v in PROXY_VARIABLES)
+
+
 @dataclass(frozen=True)
 class AzureSettings:
     arm_endpoint: str
@@ -145,8 +153,12 @@ class AzureClients:
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(ssl=self.ssl_context()),
-                # as azure-core's own sessions: proxies from the environment, no cookies, raw bodies
-                trust_env=True,
+                # No cookies and raw bodies, as azure-core's own sessions. Proxies from the environment
+                # only when one is set: trust_env makes aiohttp read ~/.netrc and the proxy variables in
+                # a worker thread on every request (two thread hops per ARM call, queued behind the
+                # default executor's few threads when 200 builds call at once), and netrc's basic auth
+                # has no business beside ARM's bearer token anyway.
+                trust_env=proxy_from_environment(),
                 cookie_jar=aiohttp.DummyCookieJar(),
                 auto_decompress=False,
             )
