@@ -7,6 +7,7 @@ import asyncio
 import json
 import ssl
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -119,6 +120,11 @@ def test_heartbeat_liveness_follows_the_event_loop() -> None:
         task = metrics.start_heartbeat(max_age=0.2, interval=0.01)
         await asyncio.sleep(0.05)
         assert metrics._checks["/healthz"]()
+        lags = metrics.REGISTRY.get_sample_value("kaib_event_loop_lag_seconds_count") or 0
+        time.sleep(0.05)  # a blocking call: the next beat is that late
+        await asyncio.sleep(0.02)
+        assert (metrics.REGISTRY.get_sample_value("kaib_event_loop_lag_seconds_count") or 0) > lags
+        assert (metrics.REGISTRY.get_sample_value("kaib_event_loop_lag_seconds_sum") or 0) >= 0.03
         task.cancel()  # the loop stops beating, as a wedged loop would
         await asyncio.sleep(0.3)
         assert not metrics._checks["/healthz"]()
