@@ -94,6 +94,7 @@ def register(registry: kopf.OperatorRegistry) -> None:
                     return
                 await stopped.wait(requeue)
         finally:
+            state.engine.access_secrets.pop(uid, None)  # finished, deleted or stopping: read it afresh
             done.set()
 
     @kopf.on.delete(GROUP, VERSION, BUILDS, registry=registry)

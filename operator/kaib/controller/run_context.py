@@ -69,6 +69,9 @@ class Engine:
     reservations: Reservations = field(default_factory=Reservations)
     # Storage endpoint and key per account: read once, not on every poll of the builder.
     log_stores: dict[str, LogStore] = field(default_factory=dict)
+    # Each running build's login Secret by build uid: kaib makes it once and never changes it, and
+    # reading it every round cost 11 GETs per build. Dropped at cleanup and when the build is done.
+    access_secrets: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

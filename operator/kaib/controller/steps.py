@@ -34,8 +34,13 @@ log = logging.getLogger(__name__)
 # -- network, build VM, builder ---------------------------------------------------------------------
 
 
-async def access(run: Run) -> Access:
-    """The build VM's login, from the build's Secret (created on first use)."""
+async def access_secret(run: Run) -> dict[str, str]:
+    """The build's login Secret: created on first use, read once per operator process after that
+    (Engine.access_secrets); a restarted operator reads it back, so the VM and the builder agree."""
+    uid = str(run.build["metadata"]["uid"])
+    cached = run.engine.access_secrets.get(uid)
+    if cached is not None:
+        return cached
     kube = run.engine.kube
     name = secret_name(run.name)
     data = await kube.read_secret(run.namespace, name)
@@ -43,6 +48,13 @@ async def access(run: Run) -> Access:
         await kube.create_secret(run.namespace, name, new_credentials(), owner=run.build)
         data = await kube.read_secret(run.namespace, name)
     assert data is not None
+    run.engine.access_secrets[uid] = data
+    return data
+
+
+async def access(run: Run) -> Access:
+    """The build VM's login, from the build's Secret."""
+    data = await access_secret(run)
     return Access(
         os_type(run.spec),
         ssh_public_key=data.get("ssh-publickey", ""),
@@ -106,7 +118,7 @@ async def _builder(run: Run) -> StepResult:
         return StepResult.wait(run.settings.requeue, "waiting for the build VM's private address")
     logs = run.status.data.get("logs") or {}
     store = await run.log_store(str(logs.get("storageAccount")))
-    secret = await run.engine.kube.read_secret(run.namespace, secret_name(run.name)) or {}
+    secret = await access_secret(run)
     acc = await access(run)
     # The operator renders the Packer plan; the agent only runs it (DESIGN.md step 6).
     os_kind = cast(OsType, acc.os_type)
@@ -233,6 +245,7 @@ async def cleanup(run: Run) -> StepResult:
     if result.state != "done":
         return StepResult.wait(result.requeue, result.message)
     await run.engine.kube.delete_secret(run.namespace, secret_name(run.name))
+    run.engine.access_secrets.pop(str(run.build["metadata"]["uid"]), None)
     return StepResult.done()
 
 
