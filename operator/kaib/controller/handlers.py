@@ -28,7 +28,7 @@ from kaib.azure.arm import Arm
 from kaib.azure.async_step import StepSettings, now_rfc3339
 from kaib.azure.spec import RESOURCE_GROUP, STORAGE_ACCOUNT, ResourceSpec, parse_resource_id
 from kaib.controller import engine as build_engine
-from kaib.controller import gauges, queue, templates
+from kaib.controller import gauges, priority, queue, templates
 from kaib.controller.kube import BUILDS, GROUP, TEMPLATES, VERSION, Kube
 from kaib.controller.run_context import Engine
 
@@ -40,6 +40,7 @@ class Memo:
     engine: Engine
     daemons: dict[str, asyncio.Event] = field(default_factory=dict)  # build uid -> set when its daemon exits
     gauges: asyncio.Task[None] | None = None  # recounts the build gauges (a reference keeps it alive)
+    new_first: priority.NewFirst = field(default_factory=priority.NewFirst)  # new builds' first rounds first
 
 
 def _emit(body: Mapping[str, Any], events: Any) -> None:
@@ -76,11 +77,19 @@ def register(registry: kopf.OperatorRegistry) -> None:
         done = state.daemons.setdefault(uid, asyncio.Event())
         done.clear()
         view = BuildView(body, namespace, name)
+        first = not (body.get("status") or {}).get("phase")  # a new build: not yet recorded Queued
         try:
             while not stopped:
+                if not first:
+                    await state.new_first.wait_turn()
                 started = time.monotonic()
                 try:
-                    requeue = await _reconcile_build(state, view)
+                    if first:
+                        first = False
+                        async with state.new_first.first_round():
+                            requeue = await _reconcile_build(state, view)
+                    else:
+                        requeue = await _reconcile_build(state, view)
                     result = (
                         "success" if requeue is None else ("requeue" if requeue == 0 else "requeue_after")
                     )
