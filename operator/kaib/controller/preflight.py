@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
 
 from kaib.azure import quota
 from kaib.azure.arm import NETWORK_API_VERSION, list_names, to_rest
+from kaib.azure.clients import ServiceClients
 from kaib.azure.compute import version_key
 from kaib.azure.spec import SUBNET, parse_resource_id, resource_id
 from kaib.controller import optimize, steps, vhd
@@ -31,7 +33,9 @@ async def preflight(run: Run) -> StepResult:
     spec = run.spec
     try:
         for namespace in PROVIDERS:
-            provider = to_rest(await clients.resource.providers.get(namespace)) or {}
+            provider = await run.engine.shared_reads.get(
+                ("provider", clients.subscription_id, namespace), partial(_provider, clients, namespace)
+            )
             state = provider.get("registrationState") or (provider.get("properties") or {}).get(
                 "registrationState"
             )
@@ -79,18 +83,29 @@ async def preflight(run: Run) -> StepResult:
     return StepResult.done()
 
 
+async def _provider(clients: ServiceClients, namespace: str) -> dict[str, Any]:
+    return to_rest(await clients.resource.providers.get(namespace)) or {}
+
+
 async def _check_quota(run: Run) -> str | None:
     """The VMs (build, and the subnetId-only proxy) and the builder group against the region's quotas."""
     planned = (await steps.current_plan(run, names_only=True)).created
     vms: list[str] = []
     containers: list[str] = []
     wanted = quota.needs(quota.vm_sizes(planned))
+    shared = run.engine.shared_reads
+    subscription = run.clients.subscription_id
     if wanted:
-        usages = await quota.compute_usages(run.clients, run.location)
+        usages = await shared.get(
+            ("compute-usages", subscription, run.location),
+            lambda: quota.compute_usages(run.clients, run.location),
+        )
         vms = quota.shortfalls(wanted, usages, run.location)
     wanted = quota.aci_needs(planned)
     if wanted:
-        usages = await quota.aci_usages(run.clients, run.location)
+        usages = await shared.get(
+            ("aci-usages", subscription, run.location), lambda: quota.aci_usages(run.clients, run.location)
+        )
         containers = quota.shortfalls(wanted, usages, run.location)
     if not vms and not containers:
         return None

@@ -12,6 +12,7 @@ from typing import Any
 from kaib.api.defaults import spec_with_defaults
 from kaib.azure.arm import Arm, ResourceOps
 from kaib.azure.async_step import StepSettings
+from kaib.azure.cache import SingleFlight
 from kaib.azure.clients import AzureClients, ServiceClients
 from kaib.azure.context import BuildContext
 from kaib.azure.naming import BuildNames, Owner
@@ -72,6 +73,8 @@ class Engine:
     # Each running build's login Secret by build uid: kaib makes it once and never changes it, and
     # reading it every round cost 11 GETs per build. Dropped at cleanup and when the build is done.
     access_secrets: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Preflight's questions (providers, quota usages): builds asking at once share one read.
+    shared_reads: SingleFlight[Any] = field(default_factory=SingleFlight)
 
 
 @dataclass(frozen=True)
