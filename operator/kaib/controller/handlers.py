@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 class Memo:
     engine: Engine
     daemons: dict[str, asyncio.Event] = field(default_factory=dict)  # build uid -> set when its daemon exits
+    views: dict[str, BuildView] = field(default_factory=dict)  # build uid -> its running daemon's view
     gauges: asyncio.Task[None] | None = None  # recounts the build gauges (a reference keeps it alive)
     new_first: priority.NewFirst = field(default_factory=priority.NewFirst)  # new builds' first rounds first
 
@@ -76,7 +77,7 @@ def register(registry: kopf.OperatorRegistry) -> None:
         state: Memo = memo.kaib
         done = state.daemons.setdefault(uid, asyncio.Event())
         done.clear()
-        view = BuildView(body, namespace, name)
+        view = state.views[uid] = BuildView(body, namespace, name)
         first = not (body.get("status") or {}).get("phase")  # a new build: not yet recorded Queued
         try:
             while not stopped:
@@ -101,10 +102,20 @@ def register(registry: kopf.OperatorRegistry) -> None:
                 metrics.observe_reconcile("imagebuild", result, time.monotonic() - started)
                 if requeue is None:
                     return
-                await stopped.wait(requeue)
+                await pause(stopped, view.wake, requeue)
         finally:
             state.engine.access_secrets.pop(uid, None)  # finished, deleted or stopping: read it afresh
+            if state.views.get(uid) is view:
+                del state.views[uid]
             done.set()
+
+    # Every watch event of a build (no change detection, no writes): a cancel wakes the build's daemon
+    # at once instead of at its next requeue, which on Azure can be a minute away (Retry-After).
+    @kopf.on.event(GROUP, VERSION, BUILDS, registry=registry)
+    def build_event(uid: str, spec: kopf.Spec, memo: Any, **_: Any) -> None:
+        view = memo.kaib.views.get(uid)
+        if view is not None and spec.get("cancel") and not view.cancel_seen:
+            view.wake.set()
 
     @kopf.on.delete(GROUP, VERSION, BUILDS, registry=registry)
     async def build_deleted(
@@ -210,12 +221,15 @@ class BuildView:
     name: str
     status: dict[str, Any] | None = None  # from the last status write; None: the body's
     stale: bool = False  # read the build from the apiserver next round
+    cancel_seen: bool = False  # the last round's build had spec.cancel
+    wake: asyncio.Event = field(default_factory=asyncio.Event)  # set: start the next round now
 
     def reread(self) -> None:
         self.status, self.stale = None, True
 
     async def current(self, kube: Kube) -> dict[str, Any] | None:
         """The build to reconcile now; None when it is gone."""
+        self.wake.clear()  # what this round reads answers any wake so far; a later one stays set
         if self.stale:
             fresh = await kube.get(BUILDS, self.namespace, self.name)
             if fresh is None:
@@ -224,7 +238,20 @@ class BuildView:
         build = dict(self.body)  # kopf replaces its raw body on each event, never edits it in place
         if self.status is not None:
             build["status"] = self.status
+        self.cancel_seen = bool((build.get("spec") or {}).get("cancel"))
         return build
+
+
+async def pause(stopped: kopf.DaemonStopped, wake: asyncio.Event, seconds: float) -> None:
+    """Until the next round is due: `seconds` passed, the daemon is stopped, or `wake` was set."""
+    if wake.is_set():
+        return
+    waiting = [asyncio.ensure_future(stopped.wait(seconds)), asyncio.ensure_future(wake.wait())]
+    try:
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in waiting:
+            task.cancel()
 
 
 async def _reconcile_build(state: Memo, view: BuildView) -> float | None:
