@@ -16,6 +16,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
@@ -81,15 +82,15 @@ def register(registry: kopf.OperatorRegistry) -> None:
         first = not (body.get("status") or {}).get("phase")  # a new build: not yet recorded Queued
         try:
             while not stopped:
-                if not first:
+                if first:
+                    turn: AbstractAsyncContextManager[None] = state.new_first.first_round()
+                    first = False
+                else:
                     await state.new_first.wait_turn()
+                    turn = nullcontext()
                 started = time.monotonic()
                 try:
-                    if first:
-                        first = False
-                        async with state.new_first.first_round():
-                            requeue = await _reconcile_build(state, view)
-                    else:
+                    async with turn:
                         requeue = await _reconcile_build(state, view)
                     result = (
                         "success" if requeue is None else ("requeue" if requeue == 0 else "requeue_after")

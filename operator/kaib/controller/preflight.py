@@ -15,10 +15,10 @@ from typing import Any
 from azure.core.exceptions import ResourceNotFoundError
 
 from kaib.azure import quota
-from kaib.azure.arm import NETWORK_API_VERSION, list_names, to_rest
+from kaib.azure.arm import Arm, list_names, to_rest
 from kaib.azure.clients import ServiceClients
 from kaib.azure.compute import version_key
-from kaib.azure.spec import SUBNET, parse_resource_id, resource_id
+from kaib.azure.spec import SUBNET, ResourceSpec, parse_resource_id
 from kaib.controller import optimize, steps, vhd
 from kaib.controller.run_context import Run
 from kaib.controller.stepresult import StepResult, azure_problem
@@ -134,15 +134,18 @@ async def _check_subnets(run: Run) -> str | None:
     for sid in filter(None, (build_subnet, aci_subnet)):
         parts = parse_resource_id(sid)
         clients = run.engine.azure.for_subscription(parts.get("subscription"))
-        # The subnet's id rebuilt from its parts: the user's spelling never goes into the URL as is.
-        rid = resource_id(
-            clients.subscription_id, parts["resourceGroup"], SUBNET, (parts.get("parents", ""), parts["name"])
+        # A spec from the id's parts: the user's spelling never goes into the URL as is.
+        subnet = ResourceSpec(
+            SUBNET,
+            clients.subscription_id,
+            parts["resourceGroup"],
+            parts["name"],
+            parents=(parts.get("parents", ""),),
         )
-        try:
-            got = await clients.resource.resources.get_by_id(rid, api_version=NETWORK_API_VERSION)
-            subnets[sid] = to_rest(got) or {}
-        except ResourceNotFoundError:
+        got = await Arm(clients).get(subnet)
+        if got is None:
             return f"subnet {sid} does not exist"
+        subnets[sid] = got
     if aci_subnet:
         delegations = (subnets[aci_subnet].get("properties") or {}).get("delegations") or []
         services = {(d.get("properties") or {}).get("serviceName") for d in delegations}
